@@ -1,0 +1,13 @@
+//! ironflow device drivers: PCI enumeration, the DMA packet buffer pool, the NIC trait,
+//! virtio-net (poll mode) and, later, mlx5. `no_std`, host-testable where the hardware allows.
+#![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod pci;
+
+pub mod dma;
+pub mod nic;
+pub mod virtio_net;

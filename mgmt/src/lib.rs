@@ -1,0 +1,10 @@
+//! ironflow's management plane: OpenFlow (codec, sessions, connections), OVSDB, the configuration
+//! model and its persistence, and the smoltcp glue for the management port. `no_std` + `alloc`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod openflow;

@@ -1,0 +1,29 @@
+//! ironflow's switching logic: packets and flow keys, the OpenFlow 1.3 pipeline (tables, groups,
+//! meters hook), NORMAL learning switch, ports and counters. `no_std` + `alloc`, host-testable.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod flow;
+
+// Packet formats and key extraction.
+pub mod extract;
+pub mod packet;
+pub mod wire;
+
+// The OpenFlow pipeline.
+pub mod action;
+pub mod classifier;
+pub mod error;
+pub mod flow_match;
+pub mod group;
+pub mod pipeline;
+pub mod table;
+pub mod trace;
+
+// The NORMAL action and ports.
+pub mod normal;
+pub mod port;

@@ -1,0 +1,1 @@
+//! ironflow integration tests live in tests/tests/*.rs
