@@ -270,7 +270,7 @@ impl VlanMode {
             Some(v) if v & 0x0fff != 0 => Some(v & 0x0fff),
             _ => None,
         };
-        match (self, tag) {
+        let vlan = match (self, tag) {
             (_, Some(v)) if v > VLAN_MAX => None,
             (VlanMode::Access(a), None) => Some(*a),
             (VlanMode::Access(_), Some(_)) => None,
@@ -280,12 +280,29 @@ impl VlanMode {
             (VlanMode::NativeTagged(n, s) | VlanMode::NativeUntagged(n, s), Some(v)) => {
                 (v == *n || s.contains(v)).then_some(v)
             }
+        };
+        // A misconfigured access or native VID (above 4094) admits nothing.
+        vlan.filter(|&v| v <= VLAN_MAX)
+    }
+
+    /// Whether every VID in the mode is usable (access and native VIDs 0..=4094; sets cannot
+    /// hold more than 4095 and 4095 itself is never admitted). A mode that fails this still
+    /// behaves safely: the bad VLAN is neither admitted nor carried.
+    pub fn is_valid(&self) -> bool {
+        match self {
+            VlanMode::Access(v) | VlanMode::NativeTagged(v, _) | VlanMode::NativeUntagged(v, _) => {
+                *v <= VLAN_MAX
+            }
+            VlanMode::Trunk(_) => true,
         }
     }
 
     /// Whether the port carries `vlan`.
     #[inline]
     pub fn carries(&self, vlan: u16) -> bool {
+        if vlan > VLAN_MAX {
+            return false;
+        }
         match self {
             VlanMode::Access(a) => vlan == *a,
             VlanMode::Trunk(s) => s.contains(vlan),
@@ -752,6 +769,14 @@ mod tests {
         }
         assert_eq!(t.output_tag(5), VlanOut::Tagged(5));
         assert_eq!(u.output_tag(5), VlanOut::Untagged);
+        let bad = VlanMode::NativeUntagged(4096, VlanSet::all());
+        assert!(!bad.is_valid());
+        assert_eq!(bad.input_vlan(None), None);
+        assert!(!bad.carries(4096) && !bad.carries(4095));
+        assert!(!VlanMode::Access(4095).is_valid());
+        assert_eq!(VlanMode::Access(4095).input_vlan(None), None);
+        assert!(VlanMode::Access(4094).is_valid());
+        assert!(!VlanMode::Trunk(VlanSet::from_vids(&[4095])).carries(4095));
         let d = VlanMode::default();
         assert_eq!(d.input_vlan(None), Some(0));
         assert_eq!(d.input_vlan(Some(100)), Some(100));
