@@ -238,3 +238,73 @@ proptest! {
         }
     }
 }
+
+/// A raw frame: addresses from a small pool, an optional 802.1Q/802.1ad tag (or two), an
+/// EtherType, then random bytes; sometimes cut short anywhere.
+fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
+    let addr = || mac().prop_map(|m| m.to_be_bytes()[2..].to_vec());
+    let tag = prop::option::weighted(
+        0.5,
+        (
+            prop::sample::select(vec![0x8100u16, 0x88a8, 0x9100]),
+            prop_oneof![vid(), any::<u16>()],
+        ),
+    );
+    (
+        addr(),
+        addr(),
+        prop::collection::vec(tag, 0..3),
+        prop::sample::select(vec![0x0800u16, 0x0806, 0x86dd, 0x0042, 0x8100]),
+        prop::collection::vec(any::<u8>(), 0..64),
+        prop::option::weighted(0.2, 0usize..40),
+    )
+        .prop_map(|(dst, src, tags, ty, payload, cut)| {
+            let mut f = dst;
+            f.extend_from_slice(&src);
+            for (tpid, tci) in tags.into_iter().flatten() {
+                f.extend_from_slice(&tpid.to_be_bytes());
+                f.extend_from_slice(&tci.to_be_bytes());
+            }
+            f.extend_from_slice(&ty.to_be_bytes());
+            f.extend_from_slice(&payload);
+            if let Some(n) = cut {
+                f.truncate(n);
+            }
+            f
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The datapath's real path: bytes → `extract` → NORMAL.
+    #[test]
+    fn random_frames_through_extract_never_hairpin(
+        specs in prop::collection::vec(port_spec(), 1..8),
+        frames in prop::collection::vec((port_no(), raw_frame(), 0u64..100_000), 1..60),
+    ) {
+        let mut ports = PortTable::new();
+        for s in &specs {
+            add(&mut ports, s);
+        }
+        let mut sw = NormalSwitch::new(NormalConfig { max_entries: 4, ..NormalConfig::default() });
+        let (mut now, mut out, mut key) = (0u64, Vec::new(), FlowKey::ZERO);
+        for (in_port, frame, dt) in frames {
+            now += dt;
+            switch_core::extract::extract(&frame, in_port, &mut key);
+            let mut mask = FlowKey::ZERO;
+            let outcome = sw.process(&ports, &key, now, &mut mask, &mut out);
+            for &(p, tag_out) in &out {
+                prop_assert_ne!(p, in_port);
+                let port = ports.get(p).expect("output to a bridge port");
+                let vlan = match outcome {
+                    NormalOutcome::Unicast { vlan, .. } | NormalOutcome::Flood { vlan } => vlan,
+                    NormalOutcome::Drop(_) => unreachable!("outputs with a drop"),
+                };
+                prop_assert!(port.can_forward() && port.vlan_mode().carries(vlan));
+                prop_assert_eq!(tag_out, port.vlan_mode().output_tag(vlan));
+            }
+            prop_assert!(sw.mac_table().len() <= 4);
+        }
+    }
+}
