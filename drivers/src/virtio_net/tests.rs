@@ -1,0 +1,641 @@
+//! Host tests of the virtio-net driver against a fake device: a `Transport` that records what
+//! the driver configures, and a device side that consumes the avail rings and fills the used
+//! rings in the same (host heap) memory.
+
+use super::ring::fake_device::{DeviceDesc, DeviceQueue};
+use super::*;
+use crate::dma::test_support::HostDmaAllocator;
+use crate::dma::{DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use switch_core::packet::Frame;
+use virtio_drivers::transport::InterruptStatus;
+use virtio_drivers::{Error as VirtioError, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+const ALL_OFFERED: u64 = (1 << 0) // CSUM
+    | (1 << 5) // MAC
+    | (1 << 15) // MRG_RXBUF
+    | (1 << 16) // STATUS
+    | (1 << 17) // CTRL_VQ
+    | (1 << 28) // INDIRECT_DESC
+    | (1 << 29) // EVENT_IDX
+    | (1 << 32); // VERSION_1
+
+struct FakeState {
+    device_type: DeviceType,
+    status: DeviceStatus,
+    device_features: u64,
+    driver_features: u64,
+    reject_features: bool,
+    max_queue_size: u32,
+    queues: [Option<DeviceQueue>; 2],
+    notified: [u32; 2],
+    /// mac (6), status (2)
+    config: [u8; 8],
+    resets: u32,
+}
+
+#[derive(Clone)]
+struct FakeTransport(Rc<RefCell<FakeState>>);
+
+impl FakeTransport {
+    fn new(features: u64, max_queue_size: u32) -> Self {
+        FakeTransport(Rc::new(RefCell::new(FakeState {
+            device_type: DeviceType::Network,
+            status: DeviceStatus::empty(),
+            device_features: features,
+            driver_features: 0,
+            reject_features: false,
+            max_queue_size,
+            queues: [None, None],
+            notified: [0, 0],
+            config: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 1, 0],
+            resets: 0,
+        })))
+    }
+
+    fn st(&self) -> core::cell::RefMut<'_, FakeState> {
+        self.0.borrow_mut()
+    }
+
+    fn with_queue<R>(&self, q: usize, f: impl FnOnce(&mut DeviceQueue) -> R) -> R {
+        f(self.st().queues[q].as_mut().expect("queue set up"))
+    }
+
+    /// Device receives `frame` from the wire into the next posted rx buffer.
+    fn deliver(&self, frame: &[u8]) -> bool {
+        self.with_queue(0, |q| {
+            let Some(d) = q.pop_avail() else {
+                return false;
+            };
+            assert_eq!(d.flags, ring::VIRTQ_DESC_F_WRITE);
+            let total = VIRTIO_NET_HDR_LEN + frame.len();
+            assert!(total <= d.len as usize);
+            // SAFETY: test-only; the descriptor covers `d.len` bytes of a live pool buffer.
+            let dst = unsafe { core::slice::from_raw_parts_mut(d.addr as *mut u8, total) };
+            // A header with junk the driver must ignore and strip.
+            dst[..VIRTIO_NET_HDR_LEN].copy_from_slice(&[0xa5; VIRTIO_NET_HDR_LEN]);
+            dst[VIRTIO_NET_HDR_LEN..].copy_from_slice(frame);
+            q.push_used(d.id as u32, total as u32);
+            true
+        })
+    }
+
+    /// Descriptors the driver made available on the tx queue (consumed, not yet completed).
+    fn take_tx(&self) -> Vec<DeviceDesc> {
+        self.with_queue(1, |q| core::iter::from_fn(|| q.pop_avail()).collect())
+    }
+
+    /// Bytes after the header of a tx descriptor; checks the header is zeroed.
+    fn tx_frame(d: &DeviceDesc) -> Vec<u8> {
+        assert_eq!(d.flags, 0, "tx descriptors are device-readable");
+        // SAFETY: test-only; the descriptor covers `d.len` bytes of a live pool buffer.
+        let b = unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) };
+        assert_eq!(&b[..VIRTIO_NET_HDR_LEN], &[0; VIRTIO_NET_HDR_LEN]);
+        b[VIRTIO_NET_HDR_LEN..].to_vec()
+    }
+
+    fn complete_tx(&self, descs: &[DeviceDesc]) {
+        self.with_queue(1, |q| {
+            for d in descs {
+                q.push_used(d.id as u32, 0);
+            }
+        })
+    }
+
+    fn notified(&self, q: usize) -> u32 {
+        self.st().notified[q]
+    }
+}
+
+impl Transport for FakeTransport {
+    fn device_type(&self) -> DeviceType {
+        self.0.borrow().device_type
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.st().device_features
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.st().driver_features = driver_features;
+    }
+    fn max_queue_size(&mut self, _queue: u16) -> u32 {
+        self.st().max_queue_size
+    }
+    fn notify(&mut self, queue: u16) {
+        self.st().notified[queue as usize] += 1;
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.0.borrow().status
+    }
+    fn set_status(&mut self, mut status: DeviceStatus) {
+        let mut st = self.st();
+        if status.is_empty() {
+            st.queues = [None, None];
+            st.resets += 1;
+        }
+        if st.reject_features {
+            status.remove(DeviceStatus::FEATURES_OK);
+        }
+        st.status = status;
+    }
+    fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
+    fn requires_legacy_layout(&self) -> bool {
+        false
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.st().queues[queue as usize] = Some(DeviceQueue::new(
+            size as u16,
+            descriptors,
+            driver_area,
+            device_area,
+        ));
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.st().queues[queue as usize] = None;
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.st().queues[queue as usize].is_some()
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        InterruptStatus::empty()
+    }
+    fn read_config_generation(&self) -> u32 {
+        0
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, VirtioError> {
+        let st = self.0.borrow();
+        let end = offset + core::mem::size_of::<T>();
+        let bytes = st
+            .config
+            .get(offset..end)
+            .ok_or(VirtioError::ConfigSpaceTooSmall)?;
+        T::read_from_bytes(bytes).map_err(|_| VirtioError::ConfigSpaceTooSmall)
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        _offset: usize,
+        _value: T,
+    ) -> Result<(), VirtioError> {
+        Err(VirtioError::Unsupported)
+    }
+}
+
+fn pool(n: usize) -> Rc<PacketPool> {
+    let a = HostDmaAllocator::leak();
+    PacketPool::with_allocator(a, n, DEFAULT_HEADROOM, DEFAULT_DATA_ROOM).unwrap()
+}
+
+fn port(
+    features: u64,
+    max_q: u32,
+    pool_size: usize,
+) -> (VirtioNetPort<FakeTransport>, FakeTransport) {
+    let dev = FakeTransport::new(features, max_q);
+    let p = VirtioNetPort::new(dev.clone(), pool(pool_size), "00:03.0").unwrap();
+    (p, dev)
+}
+
+fn frame(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
+}
+
+#[test]
+fn init_negotiates_only_what_it_handles() {
+    let (p, dev) = port(ALL_OFFERED, 256, 600);
+    let st = dev.st();
+    assert_eq!(
+        st.driver_features,
+        (1 << 5) | (1 << 16) | (1 << 29) | (1 << 32)
+    );
+    assert_eq!(
+        st.status,
+        DeviceStatus::ACKNOWLEDGE
+            | DeviceStatus::DRIVER
+            | DeviceStatus::FEATURES_OK
+            | DeviceStatus::DRIVER_OK
+    );
+    assert_eq!(st.queues[0].as_ref().unwrap().size, 256);
+    assert_eq!(st.queues[1].as_ref().unwrap().size, 256);
+    drop(st);
+    assert_eq!(p.name(), "virtio-net 00:03.0");
+    assert_eq!(p.mac_address(), [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    assert!(p.link_up());
+    assert_eq!(p.rx_posted(), 256, "receive ring filled at init");
+    assert_eq!(p.pool().in_use(), 256);
+    assert_eq!(p.stats().rx_no_buffer, 0);
+    assert_eq!((p.num_rx_queues(), p.num_tx_queues()), (1, 1));
+    // Interrupts suppressed on both queues.
+    let st = dev.st();
+    for q in st.queues.iter().flatten() {
+        assert_eq!(q.avail_flags(), 1);
+        assert_eq!(q.used_event(), 0x8000);
+    }
+}
+
+#[test]
+fn rx_buffers_put_header_in_headroom() {
+    let (_p, dev) = port(ALL_OFFERED, 256, 300);
+    let d = dev.with_queue(0, |q| q.pop_avail()).unwrap();
+    let pool_base = _p.pool().region().phys;
+    // Descriptor starts 12 bytes before the pool's headroom: the frame lands at the headroom.
+    assert_eq!((d.addr - pool_base) % 2176, (DEFAULT_HEADROOM - 12) as u64);
+    assert_eq!(d.len as usize, 2176 - (DEFAULT_HEADROOM - 12));
+}
+
+#[test]
+fn queue_size_follows_device_limits() {
+    let (p, _) = port(ALL_OFFERED, 128, 300);
+    assert_eq!(p.queue_size(), 128);
+    let (p, _) = port(ALL_OFFERED, 1000, 600);
+    assert_eq!(p.queue_size(), 256);
+    let dev = FakeTransport::new(ALL_OFFERED, 1000);
+    let p = VirtioNetPort::with_queue_size(dev, pool(8), "x", 300).unwrap();
+    assert_eq!(p.queue_size(), 256, "rounded down to a power of two");
+    assert_eq!(p.rx_posted(), 8, "partly filled from a small pool");
+    assert_eq!(p.stats().rx_no_buffer, 1);
+    assert_eq!(clamp_queue_size(256, 1), 1);
+    assert_eq!(clamp_queue_size(0, 256), 1);
+    assert_eq!(clamp_queue_size(u16::MAX, 32768), 4096);
+}
+
+#[test]
+fn init_failures_are_errors_not_panics() {
+    let dev = FakeTransport::new(ALL_OFFERED & !(1 << 32), 256);
+    let e = VirtioNetPort::new(dev.clone(), pool(8), "x").unwrap_err();
+    assert!(matches!(e, VirtioNetError::NotVersion1(_)));
+    assert_eq!(dev.st().status, DeviceStatus::FAILED);
+
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    dev.st().reject_features = true;
+    let e = VirtioNetPort::new(dev.clone(), pool(8), "x").unwrap_err();
+    assert!(matches!(e, VirtioNetError::FeaturesRejected(_)));
+
+    let dev = FakeTransport::new(ALL_OFFERED, 0);
+    let e = VirtioNetPort::new(dev.clone(), pool(8), "x").unwrap_err();
+    assert_eq!(e, VirtioNetError::QueueUnavailable(0));
+    assert_eq!(dev.st().status, DeviceStatus::FAILED);
+
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    dev.st().device_type = DeviceType::Block;
+    let e = VirtioNetPort::new(dev, pool(8), "x").unwrap_err();
+    assert_eq!(e, VirtioNetError::NotNetworkDevice(DeviceType::Block));
+
+    let a = HostDmaAllocator::leak();
+    let small = PacketPool::with_allocator(a, 8, 128, 1024).unwrap();
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    let e = VirtioNetPort::new(dev, small, "x").unwrap_err();
+    assert!(matches!(e, VirtioNetError::BuffersTooSmall { .. }));
+}
+
+#[test]
+fn no_mac_no_status_features() {
+    let (p, dev) = port(1 << 32, 256, 300);
+    assert_eq!(dev.st().driver_features, 1 << 32);
+    assert_eq!(p.mac_address(), [2, 0, 0, 0, 0, 1]);
+    dev.st().config[6] = 0;
+    assert!(p.link_up(), "no STATUS feature: always up");
+}
+
+#[test]
+fn link_status_from_config_space() {
+    let (p, dev) = port(ALL_OFFERED, 256, 300);
+    assert!(p.link_up());
+    dev.st().config[6] = 0;
+    assert!(!p.link_up());
+}
+
+#[test]
+fn rx_burst_returns_frames_without_header_and_refills() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let frames: Vec<_> = (0..3).map(|i| frame(i * 10, 60 + i as usize)).collect();
+    for f in &frames {
+        assert!(dev.deliver(f));
+    }
+    let mut batch = PacketBatch::new();
+    assert_eq!(p.rx_burst(0, &mut batch), 3);
+    for (buf, f) in batch.iter().zip(&frames) {
+        assert_eq!(buf.data(), &f[..]);
+        assert_eq!(buf.headroom(), DEFAULT_HEADROOM - DRIVER_RESERVE);
+    }
+    let s = p.stats();
+    assert_eq!(
+        (s.rx_packets, s.rx_bytes, s.rx_errors),
+        (3, 60 + 61 + 62, 0)
+    );
+    assert_eq!(p.rx_posted(), 256, "refilled");
+    assert_eq!(p.pool().in_use(), 256 + 3);
+    assert_eq!(p.rx_burst(0, &mut batch), 0, "nothing more");
+    drop(batch);
+    assert_eq!(p.pool().in_use(), 256);
+}
+
+#[test]
+fn rx_burst_respects_batch_free_capacity() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    for i in 0..40 {
+        assert!(dev.deliver(&frame(i, 64)));
+    }
+    let mut batch = PacketBatch::new();
+    let filler = p.pool().alloc().unwrap();
+    batch.push(filler).unwrap();
+    assert_eq!(p.rx_burst(0, &mut batch), 31);
+    assert!(batch.is_full());
+    assert_eq!(p.rx_burst(0, &mut batch), 0, "full batch: nothing taken");
+    batch.clear();
+    assert_eq!(p.rx_burst(0, &mut batch), 9);
+    // Arrival order is kept across bursts: frame 31 is the first of the second burst.
+    assert_eq!(batch[0].data()[0], 31);
+    assert_eq!(p.rx_burst(1, &mut batch), 0, "no queue 1");
+}
+
+#[test]
+fn rx_bad_used_elements_are_counted_and_skipped() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let descs: Vec<_> = dev.with_queue(0, |q| (0..4).map(|_| q.pop_avail().unwrap()).collect());
+    dev.with_queue(0, |q| {
+        q.push_used(9999, 100); // id out of range
+        q.push_used(descs[0].id as u32, 5); // shorter than header + Ethernet header
+        q.push_used(descs[1].id as u32, 100_000); // longer than the buffer
+        q.push_used(descs[1].id as u32, 100); // now a duplicate: not in flight
+        q.push_used(descs[2].id as u32, 12 + 60); // good
+    });
+    let mut batch = PacketBatch::new();
+    assert_eq!(p.rx_burst(0, &mut batch), 1);
+    assert_eq!(batch[0].len(), 60);
+    let s = p.stats();
+    assert_eq!((s.rx_errors, s.rx_packets), (4, 1));
+    // No buffer leaked: 256 posted (refilled) + 1 in the batch + descs[3] still posted.
+    assert_eq!(p.rx_posted(), 256);
+    assert_eq!(p.pool().in_use(), 257);
+}
+
+#[test]
+fn rx_refill_counts_empty_pool_and_recovers() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 260);
+    for i in 0..10 {
+        dev.deliver(&frame(i, 64));
+    }
+    let mut batch = PacketBatch::new();
+    assert_eq!(p.rx_burst(0, &mut batch), 10);
+    // The pool had 4 spare buffers: 6 slots stay empty.
+    assert_eq!(p.rx_posted(), 250);
+    assert_eq!(p.stats().rx_no_buffer, 1);
+    assert_eq!(p.pool().free_count(), 0);
+    batch.clear();
+    let mut empty = PacketBatch::new();
+    assert_eq!(p.rx_burst(0, &mut empty), 0);
+    assert_eq!(p.rx_posted(), 256, "refilled once buffers came back");
+}
+
+#[test]
+fn rx_notifies_device_only_when_it_waits_for_buffers() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    // Init posts 256 buffers; the device (avail_event 0) asked to hear about the first one.
+    assert_eq!(dev.notified(0), 1);
+    for i in 0..8 {
+        dev.deliver(&frame(i, 64));
+    }
+    // Busy device: avail_event far behind; refill must not kick.
+    dev.with_queue(0, |q| q.set_avail_event(0));
+    let mut batch = PacketBatch::new();
+    p.rx_burst(0, &mut batch);
+    assert_eq!(dev.notified(0), 1);
+    // The device ran dry and now waits at its current avail index: the refill kicks once.
+    dev.with_queue(0, |q| {
+        let idx = q.avail_idx();
+        q.set_avail_event(idx)
+    });
+    for i in 0..4 {
+        dev.deliver(&frame(i, 64));
+    }
+    batch.clear();
+    p.rx_burst(0, &mut batch);
+    assert_eq!(dev.notified(0), 2);
+    assert_eq!(p.stats().notifications, 2);
+}
+
+#[test]
+fn tx_burst_sends_with_zeroed_header_and_one_kick() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let pool = p.pool().clone();
+    let mut batch = PacketBatch::new();
+    let frames: Vec<_> = (0..5).map(|i| frame(i, 60 + i as usize)).collect();
+    for f in &frames {
+        let mut b = pool.alloc().unwrap();
+        assert!(b.copy_from_slice(f));
+        // Junk where the header goes: the driver must zero it.
+        let s = b.start();
+        b.raw_mut()[s - 12..s].fill(0xee);
+        batch.push(b).unwrap();
+    }
+    assert_eq!(p.tx_burst(0, &mut batch), 5);
+    assert!(batch.is_empty());
+    assert_eq!(dev.notified(1), 1, "one kick for the burst");
+    let descs = dev.take_tx();
+    let sent: Vec<_> = descs.iter().map(FakeTransport::tx_frame).collect();
+    assert_eq!(sent, frames);
+    let s = p.stats();
+    assert_eq!((s.tx_packets, s.tx_bytes), (5, 60 + 61 + 62 + 63 + 64));
+    assert_eq!(p.tx_in_flight(), 5);
+
+    // Device busy (its avail_event behind): the next burst is not kicked.
+    dev.with_queue(1, |q| q.set_avail_event(0));
+    batch
+        .push(
+            pool.alloc()
+                .map(|mut b| {
+                    b.copy_from_slice(&frame(9, 64));
+                    b
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(p.tx_burst(0, &mut batch), 1);
+    assert_eq!(dev.notified(1), 1);
+
+    // Completions come back on the next call.
+    let in_use = pool.in_use();
+    dev.complete_tx(&descs);
+    assert_eq!(p.tx_reclaim(0), 5);
+    assert_eq!(pool.in_use(), in_use - 5);
+    assert_eq!(p.tx_in_flight(), 1);
+}
+
+#[test]
+fn tx_full_ring_leaves_rest_in_batch_in_order() {
+    let dev = FakeTransport::new(ALL_OFFERED, 16);
+    let mut p = VirtioNetPort::new(dev.clone(), pool(100), "x").unwrap();
+    let pool = p.pool().clone();
+    let mut batch = PacketBatch::new();
+    for i in 0..32u8 {
+        let mut b = pool.alloc().unwrap();
+        b.copy_from_slice(&[i; 64]);
+        batch.push(b).unwrap();
+    }
+    assert_eq!(p.tx_burst(0, &mut batch), 16);
+    assert_eq!(batch.len(), 16);
+    assert_eq!(
+        batch[0].data()[0],
+        16,
+        "unsent packets keep their order at the front"
+    );
+    assert_eq!(p.stats().tx_full, 16);
+    assert_eq!(p.tx_burst(0, &mut batch), 0, "still full");
+    assert_eq!(p.stats().tx_full, 32);
+    let descs = dev.take_tx();
+    dev.complete_tx(&descs);
+    assert_eq!(p.tx_burst(0, &mut batch), 16, "reclaimed, then sent");
+    assert!(batch.is_empty());
+    let sent: Vec<_> = dev
+        .take_tx()
+        .iter()
+        .map(|d| FakeTransport::tx_frame(d)[0])
+        .collect();
+    assert_eq!(sent, (16..32).collect::<Vec<u8>>());
+}
+
+#[test]
+fn tx_drops_empty_frames_and_ignores_other_queues() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let pool = p.pool().clone();
+    let mut batch = PacketBatch::new();
+    batch.push(pool.alloc().unwrap()).unwrap(); // empty
+    let mut b = pool.alloc().unwrap();
+    b.copy_from_slice(&frame(1, 64));
+    batch.push(b).unwrap();
+    assert_eq!(p.tx_burst(1, &mut batch), 0);
+    assert_eq!(batch.len(), 2, "queue 1: untouched");
+    assert_eq!(p.tx_burst(0, &mut batch), 1);
+    assert!(batch.is_empty());
+    assert_eq!(p.stats().tx_errors, 1);
+    assert_eq!(dev.take_tx().len(), 1);
+    assert_eq!(p.tx_burst(0, &mut PacketBatch::new()), 0);
+}
+
+#[test]
+fn tx_bogus_completions_are_counted() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    dev.with_queue(1, |q| {
+        q.push_used(7, 0);
+        q.push_used(70_000, 0);
+    });
+    assert_eq!(p.tx_reclaim(0), 0);
+    assert_eq!(p.stats().tx_errors, 2);
+}
+
+#[test]
+fn forwarding_is_zero_copy_and_vlan_push_uses_headroom() {
+    let shared = pool(1200);
+    let dev_a = FakeTransport::new(ALL_OFFERED, 256);
+    let dev_b = FakeTransport::new(ALL_OFFERED, 256);
+    let mut a = VirtioNetPort::new(dev_a.clone(), shared.clone(), "a").unwrap();
+    let mut b = VirtioNetPort::new(dev_b.clone(), shared.clone(), "b").unwrap();
+    let f = frame(0x40, 100);
+    dev_a.deliver(&f);
+    dev_a.deliver(&f);
+    let mut batch = PacketBatch::new();
+    assert_eq!(a.rx_burst(0, &mut batch), 2);
+    let phys: Vec<_> = batch.iter().map(|b| b.phys_addr()).collect();
+    // Push a 4-byte VLAN tag on the second packet, in place.
+    let dst_src: [u8; 12] = batch[1].data()[..12].try_into().unwrap();
+    assert!(batch[1].prepend(4));
+    let d = batch[1].data_mut();
+    d[..12].copy_from_slice(&dst_src);
+    d[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+    assert_eq!(b.tx_burst(0, &mut batch), 2);
+    let descs = dev_b.take_tx();
+    // The same memory goes out: the header sits right before the frame, in the headroom.
+    assert_eq!(descs[0].addr, phys[0] - 12);
+    assert_eq!(descs[1].addr, phys[1] - 4 - 12);
+    assert_eq!(FakeTransport::tx_frame(&descs[0]), f);
+    let tagged = FakeTransport::tx_frame(&descs[1]);
+    assert_eq!(tagged.len(), 104);
+    assert_eq!(&tagged[12..16], &[0x81, 0x00, 0x00, 0x0a]);
+    assert_eq!(&tagged[16..], &f[12..]);
+    // Back to the pool once port b's device is done.
+    let before = shared.in_use();
+    dev_b.complete_tx(&descs);
+    b.tx_reclaim(0);
+    assert_eq!(shared.in_use(), before - 2);
+}
+
+#[test]
+fn sustained_traffic_wraps_indices_without_leaks() {
+    let dev = FakeTransport::new(ALL_OFFERED, 64);
+    let mut p = VirtioNetPort::new(dev.clone(), pool(200), "x").unwrap();
+    let mut batch = PacketBatch::new();
+    let mut total = 0u64;
+    for round in 0..5000u32 {
+        for i in 0..(round % 32) {
+            assert!(dev.deliver(&frame(i as u8, 64)));
+        }
+        let n = p.rx_burst(0, &mut batch);
+        assert_eq!(n as u32, round % 32);
+        total += n as u64;
+        // Echo everything back out.
+        assert_eq!(p.tx_burst(0, &mut batch), n);
+        let descs = dev.take_tx();
+        dev.complete_tx(&descs);
+        // The device sleeps every other round: then it must be kicked on the next publish.
+        if round % 2 == 0 {
+            dev.with_queue(1, |q| {
+                let idx = q.avail_idx();
+                q.set_avail_event(idx)
+            });
+        }
+    }
+    assert!(total > 65536, "indices wrapped: {total}");
+    p.tx_reclaim(0);
+    let s = p.stats();
+    assert_eq!((s.rx_packets, s.tx_packets), (total, total));
+    assert_eq!(
+        (s.rx_errors, s.tx_errors, s.rx_no_buffer, s.tx_full),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(
+        p.pool().in_use(),
+        64,
+        "only the posted rx ring holds buffers"
+    );
+    assert!(
+        dev.notified(1) >= 2400,
+        "sleeping device kicked: {}",
+        dev.notified(1)
+    );
+}
+
+#[test]
+fn drop_resets_device_and_returns_buffers() {
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let shared = p.pool().clone();
+    let mut batch = PacketBatch::new();
+    let mut b = shared.alloc().unwrap();
+    b.copy_from_slice(&frame(1, 64));
+    batch.push(b).unwrap();
+    p.tx_burst(0, &mut batch);
+    assert_eq!(shared.in_use(), 257);
+    let resets = dev.st().resets;
+    drop(p);
+    assert_eq!(dev.st().resets, resets + 1);
+    assert!(dev.st().status.is_empty());
+    assert_eq!(shared.in_use(), 0);
+}
+
+#[test]
+fn works_through_the_nic_trait_object() {
+    let (p, dev) = port(ALL_OFFERED, 256, 600);
+    let mut nic: alloc::boxed::Box<dyn Nic> = alloc::boxed::Box::new(p);
+    dev.deliver(&frame(3, 64));
+    let mut batch = PacketBatch::new();
+    assert_eq!(nic.rx_burst(0, &mut batch), 1);
+    assert_eq!(nic.tx_burst(0, &mut batch), 1);
+    assert_eq!(nic.stats().tx_packets, 1);
+}
