@@ -1,1 +1,423 @@
-//! (placeholder)
+//! The OpenFlow table classifier: tuple space search with priority pruning.
+//!
+//! Rules are grouped by their mask into subtables; each subtable is one hash table keyed by the
+//! masked key, so a lookup costs one hash probe per distinct mask, never a scan of the rules.
+//! Subtables are kept sorted by the highest priority they hold; a lookup stops as soon as the
+//! best match found so far is at least as high as the next subtable's maximum (Open vSwitch's
+//! `classifier_lookup` does the same).
+//!
+//! Every lookup ORs the mask of each subtable it searched into a caller's "consulted bits"
+//! accumulator (`wc`). Searching a subtable depends on all of its mask bits (hit or miss), and
+//! the subtables skipped by pruning cannot change the answer, so any packet that agrees with the
+//! looked-up key on the accumulated bits gets the same answer: that is what makes a megaflow
+//! built from the accumulator correct.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::flow::{FlowKey, KEY_WORDS};
+
+/// A rule's slot in its classifier. Slots are reused after removal.
+pub type RuleId = u32;
+
+/// One rule: a masked value, a priority and the caller's data.
+#[derive(Clone, Debug)]
+pub struct Rule<T> {
+    pub value: FlowKey,
+    pub mask: FlowKey,
+    pub priority: u16,
+    pub data: T,
+}
+
+#[derive(Clone, Debug)]
+struct Subtable {
+    mask: FlowKey,
+    /// Masked key -> rules with that masked value, highest priority first.
+    buckets: HashMap<FlowKey, Vec<(u16, RuleId)>>,
+    /// Priority -> number of rules (the last key is the subtable's max priority).
+    priorities: BTreeMap<u16, usize>,
+    max_priority: u16,
+}
+
+impl Subtable {
+    fn new(mask: FlowKey) -> Self {
+        Subtable {
+            mask,
+            buckets: HashMap::new(),
+            priorities: BTreeMap::new(),
+            max_priority: 0,
+        }
+    }
+}
+
+/// A priority classifier over [`FlowKey`]s.
+#[derive(Clone, Debug)]
+pub struct Classifier<T> {
+    rules: Vec<Option<Rule<T>>>,
+    free: Vec<RuleId>,
+    /// Sorted by `max_priority`, highest first.
+    subtables: Vec<Subtable>,
+    len: usize,
+}
+
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Classifier<T> {
+    pub fn new() -> Self {
+        Classifier {
+            rules: Vec::new(),
+            free: Vec::new(),
+            subtables: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn n_subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    fn resort(&mut self) {
+        self.subtables
+            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+    }
+
+    /// Adds a rule (the value is masked here). Identical rules are allowed; the caller decides
+    /// about replacing (see [`Classifier::find_exact`]).
+    pub fn insert(&mut self, value: FlowKey, mask: FlowKey, priority: u16, data: T) -> RuleId {
+        let value = value.masked(&mask);
+        let rule = Rule {
+            value,
+            mask,
+            priority,
+            data,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.rules[id as usize] = Some(rule);
+                id
+            }
+            None => {
+                self.rules.push(Some(rule));
+                (self.rules.len() - 1) as RuleId
+            }
+        };
+        let idx = match self.subtables.iter().position(|s| s.mask == mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable::new(mask));
+                self.subtables.len() - 1
+            }
+        };
+        let st = &mut self.subtables[idx];
+        let bucket = st.buckets.entry(value).or_default();
+        // Highest priority first; among equals, older first.
+        let pos = bucket.partition_point(|(p, _)| *p >= priority);
+        bucket.insert(pos, (priority, id));
+        *st.priorities.entry(priority).or_insert(0) += 1;
+        if priority > st.max_priority || st.priorities.len() == 1 {
+            st.max_priority = priority;
+            self.resort();
+        }
+        self.len += 1;
+        id
+    }
+
+    /// Removes a rule, returning it.
+    pub fn remove(&mut self, id: RuleId) -> Option<Rule<T>> {
+        let rule = self.rules.get_mut(id as usize)?.take()?;
+        self.free.push(id);
+        self.len -= 1;
+        let Some(idx) = self.subtables.iter().position(|s| s.mask == rule.mask) else {
+            return Some(rule);
+        };
+        let st = &mut self.subtables[idx];
+        if let Some(bucket) = st.buckets.get_mut(&rule.value) {
+            bucket.retain(|(_, r)| *r != id);
+            if bucket.is_empty() {
+                st.buckets.remove(&rule.value);
+            }
+        }
+        if let Some(n) = st.priorities.get_mut(&rule.priority) {
+            *n -= 1;
+            if *n == 0 {
+                st.priorities.remove(&rule.priority);
+            }
+        }
+        if st.priorities.is_empty() {
+            self.subtables.remove(idx);
+        } else {
+            let max = st.priorities.keys().next_back().copied().unwrap_or(0);
+            if max != st.max_priority {
+                st.max_priority = max;
+                self.resort();
+            }
+        }
+        Some(rule)
+    }
+
+    pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
+        self.rules.get(id as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: RuleId) -> Option<&mut Rule<T>> {
+        self.rules.get_mut(id as usize)?.as_mut()
+    }
+
+    /// Every rule, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i as RuleId, r)))
+    }
+
+    /// Every rule, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (RuleId, &mut Rule<T>)> {
+        self.rules
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_mut().map(|r| (i as RuleId, r)))
+    }
+
+    /// The rule with exactly this match and priority (the "strict" identity), if any.
+    pub fn find_exact(&self, value: &FlowKey, mask: &FlowKey, priority: u16) -> Option<RuleId> {
+        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        let bucket = st.buckets.get(&value.masked(mask))?;
+        bucket
+            .iter()
+            .find(|(p, _)| *p == priority)
+            .map(|(_, id)| *id)
+    }
+
+    /// The highest-priority rule matching `key`, ORing the consulted bits into `wc`.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<RuleId> {
+        self.lookup_counted(key, wc).0
+    }
+
+    /// [`Classifier::lookup`] that also tells how many subtables it searched.
+    pub fn lookup_counted(&self, key: &FlowKey, wc: &mut FlowKey) -> (Option<RuleId>, usize) {
+        let mut best: Option<(u16, RuleId)> = None;
+        let mut searched = 0;
+        for st in &self.subtables {
+            if let Some((bp, _)) = best {
+                if bp >= st.max_priority {
+                    break;
+                }
+            }
+            searched += 1;
+            let mut masked = FlowKey::ZERO;
+            for i in 0..KEY_WORDS {
+                wc.w[i] |= st.mask.w[i];
+                masked.w[i] = key.w[i] & st.mask.w[i];
+            }
+            if let Some(&(p, id)) = st.buckets.get(&masked).and_then(|b| b.first()) {
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, id));
+                }
+            }
+        }
+        (best.map(|(_, id)| id), searched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Field;
+    use proptest::prelude::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn key(in_port: u32, eth_type: u16, dst: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::InPort, in_port as u128);
+        k.set(Field::EthType, eth_type as u128);
+        k.set(Field::Ipv4Dst, dst as u128);
+        k
+    }
+
+    #[test]
+    fn priority_wins_and_wc_collects_masks() {
+        let mut c = Classifier::new();
+        let mut m_port = FlowKey::ZERO;
+        m_port.set_exact(Field::InPort);
+        let mut m_dst = FlowKey::ZERO;
+        m_dst.set(Field::Ipv4Dst, 0xffff_ff00);
+        let a = c.insert(key(1, 0, 0), m_port, 10, "port1");
+        let b = c.insert(key(0, 0, 0x0a00_0100), m_dst, 20, "net");
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&key(1, 0x800, 0x0a00_0105), &mut wc), Some(b));
+        // The /24 subtable has the higher max priority: searched first, and it matched at 20,
+        // which no other subtable can beat: pruning stops there.
+        assert_eq!(wc, m_dst);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&key(1, 0x800, 0x0b00_0105), &mut wc), Some(a));
+        assert_eq!(wc, m_dst.or(&m_port));
+        assert_eq!(c.lookup(&key(2, 0, 0), &mut FlowKey::default()), None);
+        assert_eq!(c.find_exact(&key(1, 9, 9), &m_port, 10), Some(a));
+        assert_eq!(c.find_exact(&key(1, 9, 9), &m_port, 11), None);
+        assert_eq!(c.remove(b).map(|r| r.data), Some("net"));
+        assert_eq!(c.n_subtables(), 1);
+        assert_eq!(
+            c.lookup(&key(1, 0x800, 0x0a00_0105), &mut FlowKey::default()),
+            Some(a)
+        );
+        assert!(c.remove(b).is_none());
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn max_priority_follows_removals() {
+        let mut c = Classifier::new();
+        let mut m = FlowKey::ZERO;
+        m.set_exact(Field::InPort);
+        let hi = c.insert(key(1, 0, 0), m, 100, ());
+        let _lo = c.insert(key(2, 0, 0), m, 5, ());
+        let any = c.insert(FlowKey::ZERO, FlowKey::ZERO, 50, ());
+        assert_eq!(c.lookup(&key(2, 0, 0), &mut FlowKey::default()), Some(any));
+        c.remove(hi);
+        // Now the exact subtable's max is 5: the catch-all (50) is searched first and wins,
+        // and the exact subtable is pruned.
+        let (r, n) = c.lookup_counted(&key(2, 0, 0), &mut FlowKey::default());
+        assert_eq!((r, n), (Some(any), 1));
+    }
+
+    #[test]
+    fn searched_subtables_bounded_by_distinct_masks() {
+        let mut c = Classifier::new();
+        // 3 distinct masks, 3000 rules.
+        let mut masks = vec![FlowKey::ZERO; 3];
+        masks[0].set_exact(Field::InPort);
+        masks[1].set_exact(Field::Ipv4Dst);
+        masks[2].set_exact(Field::InPort);
+        masks[2].set_exact(Field::EthType);
+        for i in 0..1000u32 {
+            for (j, m) in masks.iter().enumerate() {
+                c.insert(key(i + 1, 0x800, i), *m, (i % 7) as u16 + j as u16, i);
+            }
+        }
+        assert_eq!(c.len(), 3000);
+        assert_eq!(c.n_subtables(), 3);
+        for i in 0..2000u32 {
+            let (_, n) = c.lookup_counted(&key(i, 0x800, i / 2), &mut FlowKey::default());
+            assert!(n <= 3);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct TestRule {
+        value: FlowKey,
+        mask: FlowKey,
+        priority: u16,
+    }
+
+    // Small field values and a handful of masks so that random keys actually hit rules.
+    fn arb_mask() -> impl Strategy<Value = FlowKey> {
+        (0u8..16).prop_map(|bits| {
+            let mut m = FlowKey::ZERO;
+            if bits & 1 != 0 {
+                m.set_exact(Field::InPort);
+            }
+            if bits & 2 != 0 {
+                m.set(Field::EthType, 0xffff);
+            }
+            if bits & 4 != 0 {
+                m.set(Field::Ipv4Dst, 0xffff_ff00);
+            }
+            if bits & 8 != 0 {
+                m.set(Field::TcpDst, 0x3);
+            }
+            m
+        })
+    }
+
+    fn arb_key() -> impl Strategy<Value = FlowKey> {
+        (1u32..4, 0u16..2, 0u32..4, 0u16..8).prop_map(|(p, t, d, l4)| {
+            let mut k = key(
+                p,
+                if t == 0 { 0x800 } else { 0x806 },
+                0x0a00_0000 | (d << 8) | d,
+            );
+            k.set(Field::TcpDst, l4 as u128);
+            k
+        })
+    }
+
+    fn arb_rule() -> impl Strategy<Value = TestRule> {
+        (arb_mask(), arb_key(), 0u16..20).prop_map(|(mask, k, priority)| TestRule {
+            value: k.masked(&mask),
+            mask,
+            priority,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn same_best_priority_as_linear_scan(
+            rules in proptest::collection::vec(arb_rule(), 0..60),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+            keys in proptest::collection::vec(arb_key(), 1..40),
+        ) {
+            let mut c = Classifier::new();
+            let mut live: Vec<(RuleId, TestRule)> = Vec::new();
+            for r in &rules {
+                let id = c.insert(r.value, r.mask, r.priority, r.clone());
+                live.push((id, r.clone()));
+            }
+            for ix in &removals {
+                if live.is_empty() { break; }
+                let (id, _) = live.remove(ix.index(live.len()));
+                prop_assert!(c.remove(id).is_some());
+            }
+            let distinct: Vec<FlowKey> = live.iter().fold(Vec::new(), |mut v, (_, r)| {
+                if !v.contains(&r.mask) { v.push(r.mask); }
+                v
+            });
+            prop_assert_eq!(c.n_subtables(), distinct.len());
+            for k in &keys {
+                let naive = live
+                    .iter()
+                    .filter(|(_, r)| k.eq_masked(&r.value, &r.mask))
+                    .map(|(_, r)| r.priority)
+                    .max();
+                let mut wc = FlowKey::ZERO;
+                let (got, searched) = c.lookup_counted(k, &mut wc);
+                prop_assert!(searched <= distinct.len());
+                let got_rule = got.map(|id| c.get(id).unwrap());
+                prop_assert_eq!(got_rule.map(|r| r.priority), naive);
+                if let Some(r) = got_rule {
+                    prop_assert!(k.eq_masked(&r.value, &r.mask));
+                }
+                // Megaflow property: every key agreeing on the consulted bits gets the same
+                // best priority from the naive scan.
+                for other in &keys {
+                    if other.eq_masked(k, &wc) {
+                        let n2 = live
+                            .iter()
+                            .filter(|(_, r)| other.eq_masked(&r.value, &r.mask))
+                            .map(|(_, r)| r.priority)
+                            .max();
+                        prop_assert_eq!(n2, naive);
+                    }
+                }
+            }
+        }
+    }
+}
