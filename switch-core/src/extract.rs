@@ -671,12 +671,11 @@ pub(crate) mod testpkt {
         let mut key = FlowKey::ZERO;
         let info = extract(frame, 0, &mut key);
         let v6 = key.eth_type() == 0x86dd;
-        if key.eth_type() == 0x0800 {
-            if let Some(l3) = info.l3 {
-                if let Ok(mut ip) = Ipv4Packet::new_checked_header(&mut frame[usize::from(l3)..]) {
-                    ip.fill_checksum();
-                }
-            }
+        if key.eth_type() == 0x0800
+            && let Some(l3) = info.l3
+            && let Ok(mut ip) = Ipv4Packet::new_checked_header(&mut frame[usize::from(l3)..])
+        {
+            ip.fill_checksum();
         }
         let Some((l4, end, ph, proto, frag)) = l4_span(frame) else {
             return;
@@ -715,14 +714,12 @@ pub(crate) mod testpkt {
         let mut key = FlowKey::ZERO;
         let info = extract(frame, 0, &mut key);
         let v6 = key.eth_type() == 0x86dd;
-        if key.eth_type() == 0x0800 {
-            if let Some(l3) = info.l3 {
-                if let Ok(ip) = Ipv4Packet::new_checked_header(&frame[usize::from(l3)..]) {
-                    if !ip.verify_checksum() {
-                        return false;
-                    }
-                }
-            }
+        if key.eth_type() == 0x0800
+            && let Some(l3) = info.l3
+            && let Ok(ip) = Ipv4Packet::new_checked_header(&frame[usize::from(l3)..])
+            && !ip.verify_checksum()
+        {
+            return false;
         }
         let Some((l4, end, ph, proto, frag)) = l4_span(frame) else {
             return true;
