@@ -57,9 +57,9 @@ pub trait Nic {
     fn mac_address(&self) -> [u8; 6];
 
     /// Whether the link is up. Devices that cannot report it (virtio-net without the STATUS
-    /// feature) always say `true`. May read device registers: call it from the slow path, not
-    /// per burst.
-    fn link_up(&self) -> bool;
+    /// feature) always say `true`. May read device registers or issue a device command (hence
+    /// `&mut`): call it from the slow path, not per burst.
+    fn link_up(&mut self) -> bool;
 
     /// Number of receive queues (valid `queue` arguments to [`rx_burst`](Self::rx_burst) are
     /// `0..num_rx_queues()`).

@@ -271,12 +271,21 @@ impl<T: Transport> VirtioNetPort<T> {
             transport.queue_set(queue, size.into(), desc, driver, device);
             Ok(ring)
         };
-        let rings = setup(&mut transport, RX_QUEUE)
-            .and_then(|rx| Ok((rx, setup(&mut transport, TX_QUEUE)?)));
-        let (rx, tx) = match rings {
-            Ok(rings) => rings,
+        let rx = match setup(&mut transport, RX_QUEUE) {
+            Ok(rx) => rx,
             Err(e) => {
                 transport.set_status(DeviceStatus::FAILED);
+                return Err(e);
+            }
+        };
+        let tx = match setup(&mut transport, TX_QUEUE) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // The receive queue is enabled at our ring's address: reset the device before
+                // the ring's memory is freed.
+                reset(&mut transport);
+                transport.set_status(DeviceStatus::FAILED);
+                drop(rx);
                 return Err(e);
             }
         };
@@ -308,17 +317,19 @@ impl<T: Transport> VirtioNetPort<T> {
             stats: NicStats::default(),
         };
         port.refill_rx();
+        let link = if port.link_up() { "up" } else { "down" };
+        let device_max = port.transport.max_queue_size(RX_QUEUE);
         info!(
             "{}: mac {}, queue size {} (device max {}), {} rx buffers posted, features {:?} \
              (device offers {:#x}), link {}",
             port.name,
             MacFmt(port.mac),
             port.rx.size(),
-            port.transport.max_queue_size(RX_QUEUE),
+            device_max,
             port.rx.in_flight(),
             port.features,
             offered,
-            if port.link_up() { "up" } else { "down" },
+            link,
         );
         Ok(port)
     }
@@ -432,7 +443,7 @@ impl<T: Transport> Nic for VirtioNetPort<T> {
 
     /// Reads the config space status when STATUS was negotiated (a failed read says down);
     /// without it, always up.
-    fn link_up(&self) -> bool {
+    fn link_up(&mut self) -> bool {
         if !self.features.contains(VirtioNetFeatures::STATUS) {
             return true;
         }

@@ -255,13 +255,17 @@ impl SplitRing {
 
     /// Asks the device not to send used-buffer notifications (interrupts).
     ///
-    /// Without EVENT_IDX: the NO_INTERRUPT flag. With EVENT_IDX the flag is ignored, so
+    /// Without EVENT_IDX: the NO_INTERRUPT flag. With EVENT_IDX (where the flag must stay 0)
     /// `used_event` is kept half the index space ahead of what the device can reach (it can be
     /// at most `size` ahead of `last_used`), moved forward as we consume.
     fn suppress_used_notifications(&mut self) {
-        self.write_avail_flags(VIRTQ_AVAIL_F_NO_INTERRUPT);
-        self.used_event_base = self.last_used;
-        self.write_used_event(self.last_used.wrapping_add(0x8000));
+        if self.event_idx {
+            // 2.7.7.1: with EVENT_IDX the driver must leave avail.flags at 0.
+            self.used_event_base = self.last_used;
+            self.write_used_event(self.last_used.wrapping_add(0x8000));
+        } else {
+            self.write_avail_flags(VIRTQ_AVAIL_F_NO_INTERRUPT);
+        }
     }
 
     #[inline]

@@ -209,7 +209,7 @@ fn frame(tag: u8, len: usize) -> Vec<u8> {
 
 #[test]
 fn init_negotiates_only_what_it_handles() {
-    let (p, dev) = port(ALL_OFFERED, 256, 600);
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
     let st = dev.st();
     assert_eq!(
         st.driver_features,
@@ -235,8 +235,13 @@ fn init_negotiates_only_what_it_handles() {
     // Interrupts suppressed on both queues.
     let st = dev.st();
     for q in st.queues.iter().flatten() {
-        assert_eq!(q.avail_flags(), 1);
+        assert_eq!(q.avail_flags(), 0, "must be 0 with EVENT_IDX");
         assert_eq!(q.used_event(), 0x8000);
+    }
+    drop(st);
+    let (_p, dev) = port(1 << 32, 256, 600);
+    for q in dev.st().queues.iter().flatten() {
+        assert_eq!(q.avail_flags(), 1, "NO_INTERRUPT without EVENT_IDX");
     }
 }
 
@@ -297,7 +302,7 @@ fn init_failures_are_errors_not_panics() {
 
 #[test]
 fn no_mac_no_status_features() {
-    let (p, dev) = port(1 << 32, 256, 300);
+    let (mut p, dev) = port(1 << 32, 256, 300);
     assert_eq!(dev.st().driver_features, 1 << 32);
     assert_eq!(p.mac_address(), [2, 0, 0, 0, 0, 1]);
     dev.st().config[6] = 0;
@@ -306,7 +311,7 @@ fn no_mac_no_status_features() {
 
 #[test]
 fn link_status_from_config_space() {
-    let (p, dev) = port(ALL_OFFERED, 256, 300);
+    let (mut p, dev) = port(ALL_OFFERED, 256, 300);
     assert!(p.link_up());
     dev.st().config[6] = 0;
     assert!(!p.link_up());
@@ -638,4 +643,73 @@ fn works_through_the_nic_trait_object() {
     assert_eq!(nic.rx_burst(0, &mut batch), 1);
     assert_eq!(nic.tx_burst(0, &mut batch), 1);
     assert_eq!(nic.stats().tx_packets, 1);
+}
+
+#[test]
+fn tx_queue_failure_resets_device_before_freeing_rx_ring() {
+    struct NoTx(FakeTransport);
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    // Queue 1 unavailable: max size 0 for it only.
+    impl Transport for NoTx {
+        fn device_type(&self) -> DeviceType {
+            self.0.device_type()
+        }
+        fn read_device_features(&mut self) -> u64 {
+            self.0.read_device_features()
+        }
+        fn write_driver_features(&mut self, f: u64) {
+            self.0.write_driver_features(f)
+        }
+        fn max_queue_size(&mut self, queue: u16) -> u32 {
+            if queue == 1 { 0 } else { 256 }
+        }
+        fn notify(&mut self, queue: u16) {
+            self.0.notify(queue)
+        }
+        fn get_status(&self) -> DeviceStatus {
+            self.0.get_status()
+        }
+        fn set_status(&mut self, status: DeviceStatus) {
+            self.0.set_status(status)
+        }
+        fn set_guest_page_size(&mut self, _: u32) {}
+        fn requires_legacy_layout(&self) -> bool {
+            false
+        }
+        fn queue_set(&mut self, q: u16, size: u32, d: PhysAddr, dr: PhysAddr, dv: PhysAddr) {
+            self.0.queue_set(q, size, d, dr, dv)
+        }
+        fn queue_unset(&mut self, q: u16) {
+            self.0.queue_unset(q)
+        }
+        fn queue_used(&mut self, q: u16) -> bool {
+            self.0.queue_used(q)
+        }
+        fn ack_interrupt(&mut self) -> InterruptStatus {
+            InterruptStatus::empty()
+        }
+        fn read_config_generation(&self) -> u32 {
+            0
+        }
+        fn read_config_space<T: FromBytes + IntoBytes>(&self, o: usize) -> Result<T, VirtioError> {
+            self.0.read_config_space(o)
+        }
+        fn write_config_space<T: IntoBytes + Immutable>(
+            &mut self,
+            _: usize,
+            _: T,
+        ) -> Result<(), VirtioError> {
+            Err(VirtioError::Unsupported)
+        }
+    }
+    let p = pool(300);
+    let e = VirtioNetPort::new(NoTx(dev.clone()), p.clone(), "x").unwrap_err();
+    assert_eq!(e, VirtioNetError::QueueUnavailable(1));
+    let st = dev.st();
+    assert!(
+        st.queues[0].is_none(),
+        "device reset: rx queue no longer set"
+    );
+    assert_eq!(st.status, DeviceStatus::FAILED);
+    assert_eq!(p.in_use(), 0);
 }
