@@ -347,11 +347,10 @@ fn extract_arp(d: &[u8], key: &mut FlowKey, info: &mut PacketInfo) {
 #[cfg(test)]
 pub(crate) mod testpkt {
     use super::*;
-    use crate::wire::checksum::{self, pseudo_header_v4, pseudo_header_v6};
     use crate::wire::ipv6::exthdr;
     use crate::wire::{
         ArpRepr, EthernetAddress, Icmpv6Repr, Ipv4Address, Ipv4Repr, Ipv6Address, Ipv6Repr,
-        TcpRepr, UdpRepr, icmpv4, sctp, tcp, udp,
+        TcpRepr, UdpRepr, tcp,
     };
     use alloc::string::String;
     use alloc::vec;
@@ -626,130 +625,13 @@ pub(crate) mod testpkt {
         out
     }
 
-    /// Where the L4 checksum-covered bytes are: (l4 offset, l4 end, pseudo-header sum, proto).
-    fn l4_span(frame: &[u8]) -> Option<(usize, usize, u16, u8, bool)> {
-        let mut key = FlowKey::ZERO;
-        let info = extract(frame, 0, &mut key);
-        let l3 = usize::from(info.l3?);
-        let l4 = usize::from(info.l4?);
-        let proto = key.ip_proto();
-        match key.eth_type() {
-            0x0800 => {
-                let ip = Ipv4Packet::new_checked(frame.get(l3..)?).ok()?;
-                let end = l3 + usize::from(ip.total_len());
-                let ph = pseudo_header_v4(&ip.src_addr(), &ip.dst_addr(), proto, (end - l4) as u32);
-                Some((l4, end, ph, proto, ip.is_fragment()))
-            }
-            0x86dd => {
-                let ip = Ipv6Packet::new_checked(frame.get(l3..)?).ok()?;
-                let end = l3 + 40 + usize::from(ip.payload_len());
-                let ph = pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), proto, (end - l4) as u32);
-                Some((
-                    l4,
-                    end,
-                    ph,
-                    proto,
-                    key.w[internal::FRAG_WORD] & internal::FRAG_ANY != 0,
-                ))
-            }
-            _ => None,
-        }
-    }
-
-    fn l4_csum_offset(proto: u8, v6: bool) -> Option<usize> {
-        match proto {
-            ip_proto::TCP => Some(tcp::CHECKSUM_OFFSET),
-            ip_proto::UDP => Some(udp::CHECKSUM_OFFSET),
-            ip_proto::ICMP if !v6 => Some(icmpv4::CHECKSUM_OFFSET),
-            ip_proto::ICMPV6 if v6 => Some(icmpv6::CHECKSUM_OFFSET),
-            _ => None,
-        }
-    }
-
-    /// Recomputes every checksum (IPv4 header, TCP/UDP/ICMP/ICMPv6, SCTP CRC) from scratch.
-    pub fn fill_checksums(frame: &mut [u8]) {
-        let mut key = FlowKey::ZERO;
-        let info = extract(frame, 0, &mut key);
-        let v6 = key.eth_type() == 0x86dd;
-        if key.eth_type() == 0x0800
-            && let Some(l3) = info.l3
-            && let Ok(mut ip) = Ipv4Packet::new_checked_header(&mut frame[usize::from(l3)..])
-        {
-            ip.fill_checksum();
-        }
-        let Some((l4, end, ph, proto, frag)) = l4_span(frame) else {
-            return;
-        };
-        if frag || end > frame.len() {
-            return;
-        }
-        let seg = &mut frame[l4..end];
-        if proto == ip_proto::SCTP {
-            if let Ok(mut s) = crate::wire::SctpPacket::new_checked(seg) {
-                s.fill_checksum();
-            }
-            return;
-        }
-        let Some(co) = l4_csum_offset(proto, v6) else {
-            return;
-        };
-        if seg.len() < co + 2 {
-            return;
-        }
-        if proto == ip_proto::UDP && seg[co..co + 2] == [0, 0] {
-            // "No checksum" stays that way.
-            return;
-        }
-        seg[co..co + 2].fill(0);
-        let pseudo = if proto == ip_proto::ICMP { 0 } else { ph };
-        let mut c = !checksum::combine(&[pseudo, checksum::data(seg)]);
-        if proto == ip_proto::UDP && c == 0 {
-            c = 0xffff;
-        }
-        seg[co..co + 2].copy_from_slice(&c.to_be_bytes());
-    }
-
-    /// Whether every checksum in `frame` verifies (a zero UDP checksum counts as valid).
-    pub fn checksums_ok(frame: &[u8]) -> bool {
-        let mut key = FlowKey::ZERO;
-        let info = extract(frame, 0, &mut key);
-        let v6 = key.eth_type() == 0x86dd;
-        if key.eth_type() == 0x0800
-            && let Some(l3) = info.l3
-            && let Ok(ip) = Ipv4Packet::new_checked_header(&frame[usize::from(l3)..])
-            && !ip.verify_checksum()
-        {
-            return false;
-        }
-        let Some((l4, end, ph, proto, frag)) = l4_span(frame) else {
-            return true;
-        };
-        if frag || end > frame.len() {
-            return true;
-        }
-        let seg = &frame[l4..end];
-        if proto == ip_proto::SCTP {
-            return crate::wire::SctpPacket::new_checked(seg).is_ok_and(|s| s.verify_checksum());
-        }
-        let Some(co) = l4_csum_offset(proto, v6) else {
-            return true;
-        };
-        if seg.len() < co + 2 {
-            return true;
-        }
-        if proto == ip_proto::UDP && seg[co..co + 2] == [0, 0] {
-            return true;
-        }
-        let pseudo = if proto == ip_proto::ICMP { 0 } else { ph };
-        checksum::verify(pseudo, seg)
-    }
+    pub use crate::packet::{fill_checksums, verify_checksums as checksums_ok};
 
     #[test]
     fn samples_have_valid_checksums() {
         for (name, f) in samples() {
             assert!(checksums_ok(&f), "{name}");
         }
-        let _ = sctp::HEADER_LEN;
     }
 }
 

@@ -91,6 +91,7 @@ impl Frame for HeapFrame {
 // Every rewrite parses the frame first (`extract`), so offsets are never stale.
 
 use crate::extract::{PacketInfo, extract};
+use crate::flow::internal::{FRAG_ANY, FRAG_WORD};
 use crate::flow::{Field, FlowKey};
 use crate::wire::checksum;
 use crate::wire::icmpv6::{self, NdPacket};
@@ -195,10 +196,13 @@ fn patch(buf: &mut [u8], at: usize, new: &[u8], sums: &[Sum]) -> Result<(), Rewr
     Ok(())
 }
 
-/// A parsed frame: its key and where its headers are.
+/// A parsed frame: its key, where its headers are, and where the IP packet ends.
 struct Parsed {
     key: FlowKey,
     info: PacketInfo,
+    /// End of the IP packet (by its length field) or of the buffer, whichever comes first;
+    /// bytes after it are Ethernet padding that no checksum covers.
+    ip_end: usize,
 }
 
 impl Parsed {
@@ -206,7 +210,29 @@ impl Parsed {
     fn new(buf: &[u8]) -> Parsed {
         let mut key = FlowKey::ZERO;
         let info = extract(buf, 0, &mut key);
-        Parsed { key, info }
+        let l3 = info.l3.map_or(0, usize::from);
+        let ip_end = match key.eth_type() {
+            ether_type::IPV4 => l3 + usize::from(get_u16(buf, l3 + 2)),
+            ether_type::IPV6 => {
+                l3 + crate::wire::ipv6::HEADER_LEN + usize::from(get_u16(buf, l3 + 4))
+            }
+            _ => buf.len(),
+        };
+        Parsed {
+            key,
+            info,
+            ip_end: ip_end.min(buf.len()),
+        }
+    }
+
+    /// Whether the whole IP packet is in the buffer (its length field is not beyond the end).
+    fn ip_complete(&self, buf: &[u8]) -> bool {
+        let l3 = self.info.l3.map_or(0, usize::from);
+        let end = match self.key.eth_type() {
+            ether_type::IPV4 => l3 + usize::from(get_u16(buf, l3 + 2)),
+            _ => l3 + crate::wire::ipv6::HEADER_LEN + usize::from(get_u16(buf, l3 + 4)),
+        };
+        end <= buf.len()
     }
 
     fn l3(&self) -> Result<usize, RewriteError> {
@@ -247,28 +273,31 @@ impl Parsed {
     fn pseudo_sum(&self) -> Option<Sum> {
         let l4 = usize::from(self.info.l4?);
         let v6 = self.key.eth_type() == ether_type::IPV6;
-        match self.key.ip_proto() {
-            ip_proto::TCP => Some(Sum::Inet(l4 + crate::wire::tcp::CHECKSUM_OFFSET)),
-            ip_proto::UDP => Some(Sum::Udp(l4 + crate::wire::udp::CHECKSUM_OFFSET)),
-            ip_proto::ICMPV6 if v6 => Some(Sum::Inet(l4 + icmpv6::CHECKSUM_OFFSET)),
-            _ => None,
-        }
+        let s = match self.key.ip_proto() {
+            ip_proto::TCP => Sum::Inet(l4 + crate::wire::tcp::CHECKSUM_OFFSET),
+            ip_proto::UDP => Sum::Udp(l4 + crate::wire::udp::CHECKSUM_OFFSET),
+            ip_proto::ICMPV6 if v6 => Sum::Inet(l4 + icmpv6::CHECKSUM_OFFSET),
+            _ => return None,
+        };
+        // A checksum field in the Ethernet padding after a short IP packet is not one.
+        let (Sum::Inet(o) | Sum::Udp(o)) = s;
+        (o + 2 <= self.ip_end).then_some(s)
     }
 
     /// Offset of the L4 header of protocol `proto` (over IPv4 or IPv6), whole `need` bytes.
-    fn l4(&self, buf: &[u8], proto: u8, need: usize) -> Result<usize, RewriteError> {
+    fn l4(&self, proto: u8, need: usize) -> Result<usize, RewriteError> {
         if !self.is_ip() || self.key.ip_proto() != proto {
             return Err(RewriteError::NotPresent);
         }
         let l4 = usize::from(self.info.l4.ok_or(RewriteError::NotPresent)?);
-        if buf.len() < l4 + need {
+        if self.ip_end < l4 + need {
             return Err(RewriteError::Truncated);
         }
         Ok(l4)
     }
 
     /// Offset of an ICMPv4 (over IPv4) or ICMPv6 (over IPv6) header and its checksum.
-    fn icmp(&self, buf: &[u8], v6: bool) -> Result<usize, RewriteError> {
+    fn icmp(&self, v6: bool) -> Result<usize, RewriteError> {
         let want = if v6 {
             ether_type::IPV6
         } else {
@@ -278,16 +307,16 @@ impl Parsed {
             return Err(RewriteError::NotPresent);
         }
         if v6 {
-            self.l4(buf, ip_proto::ICMPV6, icmpv6::HEADER_LEN)
+            self.l4(ip_proto::ICMPV6, icmpv6::HEADER_LEN)
         } else {
-            self.l4(buf, ip_proto::ICMP, crate::wire::icmpv4::HEADER_LEN)
+            self.l4(ip_proto::ICMP, crate::wire::icmpv4::HEADER_LEN)
         }
     }
 
     /// Offset of an NS/NA message.
     fn nd(&self, buf: &[u8]) -> Result<usize, RewriteError> {
-        let l4 = self.icmp(buf, true)?;
-        match NdPacket::new_checked(buf.get(l4..).unwrap_or(&[])) {
+        let l4 = self.icmp(true)?;
+        match NdPacket::new_checked(buf.get(l4..self.ip_end).unwrap_or(&[])) {
             Ok(_) => Ok(l4),
             Err(crate::wire::Error::Truncated) => Err(RewriteError::Truncated),
             Err(crate::wire::Error::Malformed) => Err(RewriteError::NotPresent),
@@ -427,25 +456,25 @@ pub fn set_field_bytes(buf: &mut [u8], field: Field, value: u128) -> Result<(), 
             patch(buf, l3, &w.to_be_bytes(), &[])
         }
         Field::TcpSrc | Field::TcpDst => {
-            let l4 = p.l4(buf, ip_proto::TCP, crate::wire::tcp::MIN_HEADER_LEN)?;
+            let l4 = p.l4(ip_proto::TCP, crate::wire::tcp::MIN_HEADER_LEN)?;
             let at = l4 + if field == Field::TcpSrc { 0 } else { 2 };
             let sum = Sum::Inet(l4 + crate::wire::tcp::CHECKSUM_OFFSET);
             patch(buf, at, &(value as u16).to_be_bytes(), &[sum])
         }
         Field::UdpSrc | Field::UdpDst => {
-            let l4 = p.l4(buf, ip_proto::UDP, crate::wire::udp::HEADER_LEN)?;
+            let l4 = p.l4(ip_proto::UDP, crate::wire::udp::HEADER_LEN)?;
             let at = l4 + if field == Field::UdpSrc { 0 } else { 2 };
             let sum = Sum::Udp(l4 + crate::wire::udp::CHECKSUM_OFFSET);
             patch(buf, at, &(value as u16).to_be_bytes(), &[sum])
         }
         Field::SctpSrc | Field::SctpDst => {
-            let l4 = p.l4(buf, ip_proto::SCTP, crate::wire::sctp::HEADER_LEN)?;
+            let l4 = p.l4(ip_proto::SCTP, crate::wire::sctp::HEADER_LEN)?;
             let at = l4 + if field == Field::SctpSrc { 0 } else { 2 };
             set_sctp_port(buf, &p, l4, at, value as u16)
         }
         Field::Icmpv4Type | Field::Icmpv4Code | Field::Icmpv6Type | Field::Icmpv6Code => {
             let v6 = matches!(field, Field::Icmpv6Type | Field::Icmpv6Code);
-            let l4 = p.icmp(buf, v6)?;
+            let l4 = p.icmp(v6)?;
             let at = l4 + usize::from(matches!(field, Field::Icmpv4Code | Field::Icmpv6Code));
             patch(buf, at, &[value as u8], &[Sum::Inet(l4 + 2)])
         }
@@ -464,7 +493,7 @@ pub fn set_field_bytes(buf: &mut [u8], field: Field, value: u128) -> Result<(), 
             if get_u8(buf, l4) != want {
                 return Err(RewriteError::NotPresent);
             }
-            let nd = NdPacket::new_checked(buf.get(l4..).unwrap_or(&[]))
+            let nd = NdPacket::new_checked(buf.get(l4..p.ip_end).unwrap_or(&[]))
                 .map_err(|_| RewriteError::Malformed)?;
             let (off, _) = nd
                 .ll_addr()
@@ -530,13 +559,7 @@ fn set_sctp_port(
 
 /// End of the SCTP packet if all of it is in `buf`.
 fn sctp_end(buf: &[u8], p: &Parsed, l4: usize) -> Option<usize> {
-    let l3 = p.l3().ok()?;
-    let end = if p.key.eth_type() == ether_type::IPV4 {
-        l3 + usize::from(get_u16(buf, l3 + 2))
-    } else {
-        l3 + crate::wire::ipv6::HEADER_LEN + usize::from(get_u16(buf, l3 + 4))
-    };
-    (end <= buf.len() && end >= l4).then_some(end)
+    (p.ip_complete(buf) && p.ip_end >= l4).then_some(p.ip_end)
 }
 
 /// Pushes a new outer VLAN tag with `tpid` (0x8100, 0x88a8 or 0x9100). As OpenFlow says, the
@@ -636,6 +659,113 @@ fn ttl_place(buf: &[u8]) -> Result<(usize, Sums), RewriteError> {
         }
         _ => Err(RewriteError::NotPresent),
     }
+}
+
+/// The bytes an L4 checksum covers in a complete, unfragmented IP packet.
+struct L4Span {
+    l4: usize,
+    end: usize,
+    /// Pseudo-header sum (zero for ICMPv4 and SCTP, which have none).
+    pseudo: u16,
+    /// Offset of the 16-bit checksum inside the L4 header; `None` for SCTP (CRC32c).
+    csum: Option<usize>,
+    udp: bool,
+}
+
+fn l4_span(buf: &[u8], p: &Parsed) -> Option<L4Span> {
+    let l4 = usize::from(p.info.l4?);
+    if !p.is_ip() || !p.ip_complete(buf) || p.key.w[FRAG_WORD] & FRAG_ANY != 0 || l4 > p.ip_end {
+        return None;
+    }
+    let l3 = usize::from(p.info.l3?);
+    let proto = p.key.ip_proto();
+    let v6 = p.key.eth_type() == ether_type::IPV6;
+    let len = (p.ip_end - l4) as u32;
+    let pseudo = if v6 {
+        checksum::pseudo_header_v6(
+            &get_array(buf, l3 + crate::wire::ipv6::SRC_OFFSET),
+            &get_array(buf, l3 + crate::wire::ipv6::DST_OFFSET),
+            proto,
+            len,
+        )
+    } else {
+        checksum::pseudo_header_v4(
+            &get_array(buf, l3 + crate::wire::ipv4::SRC_OFFSET),
+            &get_array(buf, l3 + crate::wire::ipv4::DST_OFFSET),
+            proto,
+            len,
+        )
+    };
+    let (pseudo, csum) = match proto {
+        ip_proto::TCP => (pseudo, Some(crate::wire::tcp::CHECKSUM_OFFSET)),
+        ip_proto::UDP => (pseudo, Some(crate::wire::udp::CHECKSUM_OFFSET)),
+        ip_proto::ICMPV6 if v6 => (pseudo, Some(icmpv6::CHECKSUM_OFFSET)),
+        ip_proto::ICMP if !v6 => (0, Some(crate::wire::icmpv4::CHECKSUM_OFFSET)),
+        ip_proto::SCTP => (0, None),
+        _ => return None,
+    };
+    Some(L4Span {
+        l4,
+        end: p.ip_end,
+        pseudo,
+        csum,
+        udp: proto == ip_proto::UDP,
+    })
+}
+
+/// Whether every checksum of `buf` verifies: the IPv4 header checksum and, for a complete and
+/// unfragmented IP packet, the TCP / UDP / ICMPv4 / ICMPv6 checksum or SCTP CRC32c (a zero UDP
+/// checksum means "none" and counts as valid). Parts that cannot be checked (truncated,
+/// fragments, other protocols) count as valid.
+pub fn verify_checksums(buf: &[u8]) -> bool {
+    let p = Parsed::new(buf);
+    if let Ok(l3) = p.ipv4(buf)
+        && let Ok(ip) = Ipv4Packet::new_checked_header(buf.get(l3..).unwrap_or(&[]))
+        && !ip.verify_checksum()
+    {
+        return false;
+    }
+    let Some(s) = l4_span(buf, &p) else {
+        return true;
+    };
+    let seg = buf.get(s.l4..s.end).unwrap_or(&[]);
+    let Some(co) = s.csum else {
+        return crate::wire::SctpPacket::new_checked(seg).is_ok_and(|s| s.verify_checksum());
+    };
+    if seg.len() < co + 2 || (s.udp && get_u16(seg, co) == 0) {
+        return true;
+    }
+    checksum::verify(s.pseudo, seg)
+}
+
+/// Recomputes every checksum of `buf` from scratch (the same set [`verify_checksums`] checks;
+/// a zero UDP checksum stays zero). For packets built by the slow path and for tests.
+pub fn fill_checksums(buf: &mut [u8]) {
+    let p = Parsed::new(buf);
+    if let Ok(l3) = p.ipv4(buf)
+        && let Ok(mut ip) = Ipv4Packet::new_checked_header(buf.get_mut(l3..).unwrap_or(&mut []))
+    {
+        ip.fill_checksum();
+    }
+    let Some(s) = l4_span(buf, &p) else {
+        return;
+    };
+    let seg = buf.get_mut(s.l4..s.end).unwrap_or(&mut []);
+    let Some(co) = s.csum else {
+        if let Ok(mut sctp) = crate::wire::SctpPacket::new_checked(seg) {
+            sctp.fill_checksum();
+        }
+        return;
+    };
+    if seg.len() < co + 2 || (s.udp && get_u16(seg, co) == 0) {
+        return;
+    }
+    set_bytes(seg, co, &[0, 0]);
+    let mut c = !checksum::combine(&[s.pseudo, checksum::data(seg)]);
+    if s.udp && c == 0 {
+        c = 0xffff;
+    }
+    set_bytes(seg, co, &c.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -875,6 +1005,23 @@ mod tests {
                 let _ = pop_vlan(&mut f);
             }
         }
+    }
+
+    #[test]
+    fn padding_after_a_short_ip_packet_is_not_touched() {
+        // The IPv4 total length covers 8 bytes of "TCP"; the rest of the frame is padding
+        // that happens to look like the rest of a TCP header.
+        let mut b = sample("tcp4");
+        b[16..18].copy_from_slice(&28u16.to_be_bytes());
+        fill_checksums(&mut b);
+        let mut f = HeapFrame::new(&b);
+        assert_eq!(set_field(&mut f, Field::Ipv4Src, 0x0a0a_0a0a), Ok(()));
+        assert_eq!(&f.data()[42..], &b[42..]);
+        assert!(verify_checksums(f.data()));
+        assert_eq!(
+            set_field(&mut f, Field::TcpSrc, 9),
+            Err(RewriteError::Truncated)
+        );
     }
 
     #[test]
