@@ -240,3 +240,99 @@ impl fmt::Display for Trace {
         f.write_char('\n')
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, Instructions};
+    use crate::normal::NormalSwitch;
+    use crate::pipeline::{FlowMod, PipelineConfig};
+    use crate::port::{OFPP_NORMAL, Port};
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn frame() -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xb]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xa]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&46u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&1000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&53u16.to_be_bytes());
+        f[38..40].copy_from_slice(&26u16.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn trace_tells_tables_entries_and_outputs_without_side_effects() {
+        let mut ports = PortTable::new();
+        for p in 1..=3 {
+            ports
+                .add(Port::new(p, "p", [2, 0, 0, 0, 1, p as u8]))
+                .unwrap();
+        }
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let m = Match::new()
+            .with(Field::EthType, 0x0800)
+            .with(Field::IpProto, 17)
+            .with(Field::UdpDst, 53);
+        p.flow_mod(
+            &FlowMod::add(
+                0,
+                100,
+                m,
+                Instructions::drop().with_metadata(7, 0xff).with_goto(3),
+            )
+            .with_cookie(0xabc),
+            0,
+        )
+        .unwrap();
+        p.flow_mod(
+            &FlowMod::add(
+                3,
+                5,
+                Match::new().with(Field::Metadata, 7),
+                Instructions::apply(vec![Action::output(OFPP_NORMAL)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let normal = NormalSwitch::default();
+        let t = trace_packet(&p, &ports, Some(&normal), 0, 1, &frame());
+        assert_eq!(t.visits.len(), 2);
+        let h0 = t.visits[0].hit.as_ref().unwrap();
+        assert_eq!((h0.priority, h0.cookie, h0.match_), (100, 0xabc, m));
+        assert_eq!(t.visits[1].table_id, 3);
+        assert_eq!(
+            t.output_ports(),
+            vec![2, 3],
+            "NORMAL floods an unknown destination"
+        );
+        let text = t.to_string();
+        assert!(
+            text.contains("0. priority 100, dl_type=0x800,nw_proto=17,udp_dst=53, cookie 0xabc"),
+            "{text}"
+        );
+        assert!(text.contains("3. priority 5, metadata=0x7"), "{text}");
+        assert!(text.contains("NORMAL: flood in VLAN 0"), "{text}");
+        assert!(
+            text.contains("Datapath actions: output:2,output:3"),
+            "{text}"
+        );
+        assert!(text.contains("Megaflow: in_port=1,"), "{text}");
+        // Nothing counted, nothing learned.
+        assert!(p.table_stats().iter().all(|s| s.lookup_count == 0));
+        assert!(p.entries(0xff).all(|(_, e)| e.packets.get() == 0));
+        assert!(normal.mac_table().is_empty());
+        // A miss.
+        let t = trace_packet(&p, &ports, None, 0, 1, &[0u8; 20]);
+        assert!(t.table_miss_drop);
+        assert!(t.to_string().contains("0. no match"));
+        assert!(t.to_string().contains("Datapath actions: drop"));
+    }
+}
