@@ -713,3 +713,39 @@ fn tx_queue_failure_resets_device_before_freeing_rx_ring() {
     assert_eq!(st.status, DeviceStatus::FAILED);
     assert_eq!(p.in_use(), 0);
 }
+
+#[test]
+fn direct_notify_writes_the_notify_register() {
+    use super::pci_notify::tests::{fake_bar, qemu_like};
+    let (mut p, dev) = port(ALL_OFFERED, 256, 600);
+    let bar = fake_bar();
+    let base = bar.as_ptr() as usize;
+    let cam = qemu_like(bar, 2);
+    let f = DeviceFunction {
+        bus: 0,
+        device: 3,
+        function: 0,
+    };
+    // SAFETY: the fake configuration space describes the fake BAR, host memory we own.
+    assert!(unsafe { p.use_direct_notify(&cam, f) });
+    let register = (base + 0x3000 + 2 * 4) as *const u16;
+    let kicks = p.stats().notifications;
+    let mut batch = PacketBatch::new();
+    let mut b = p.pool().alloc().unwrap();
+    b.copy_from_slice(&frame(1, 64));
+    batch.push(b).unwrap();
+    assert_eq!(p.tx_burst(0, &mut batch), 1);
+    assert_eq!(dev.notified(1), 0, "not through the transport");
+    assert_eq!(p.stats().notifications, kicks + 1);
+    // SAFETY: reading the fake BAR.
+    assert_eq!(
+        unsafe { core::ptr::read_volatile(register) },
+        1,
+        "queue 1 kicked"
+    );
+
+    let mut no_caps = qemu_like(fake_bar(), 0);
+    no_caps.words[1] = 0;
+    // SAFETY: as above.
+    assert!(!unsafe { p.use_direct_notify(&no_caps, f) });
+}
