@@ -156,6 +156,15 @@ impl fmt::Display for VirtioNetError {
     }
 }
 
+/// Feature names as `MAC | STATUS | RING_EVENT_IDX | VERSION_1`.
+struct FeaturesFmt(VirtioNetFeatures);
+
+impl fmt::Display for FeaturesFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        bitflags::parser::to_writer(&self.0, f)
+    }
+}
+
 /// A MAC address as `52:54:00:12:34:56`.
 struct MacFmt([u8; 6]);
 
@@ -331,14 +340,14 @@ impl<T: Transport> VirtioNetPort<T> {
         let link = if port.link_up() { "up" } else { "down" };
         let device_max = port.transport.max_queue_size(RX_QUEUE);
         info!(
-            "{}: mac {}, queue size {} (device max {}), {} rx buffers posted, features {:?} \
+            "{}: mac {}, queue size {} (device max {}), {} rx buffers posted, features {} \
              (device offers {:#x}), link {}",
             port.name,
             MacFmt(port.mac),
             port.rx.size(),
             device_max,
             port.rx.in_flight(),
-            port.features,
+            FeaturesFmt(port.features),
             offered,
             link,
         );

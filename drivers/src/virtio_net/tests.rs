@@ -749,3 +749,37 @@ fn direct_notify_writes_the_notify_register() {
     // SAFETY: as above.
     assert!(!unsafe { p.use_direct_notify(&no_caps, f) });
 }
+
+#[test]
+fn init_logs_one_useful_line() {
+    use std::string::{String, ToString};
+    use std::sync::Mutex;
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            LINES.lock().unwrap().push(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: Capture = Capture;
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Info);
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    let _p = VirtioNetPort::new(dev, pool(600), "00:07.0").unwrap();
+    let lines = LINES.lock().unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("virtio-net 00:07.0:"))
+        .expect("init line");
+    std::println!("{line}");
+    assert_eq!(
+        line,
+        "virtio-net 00:07.0: mac 52:54:00:12:34:56, queue size 256 (device max 256), \
+         256 rx buffers posted, features MAC | STATUS | RING_EVENT_IDX | VERSION_1 \
+         (device offers 0x130038021), link up"
+    );
+}
