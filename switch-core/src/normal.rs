@@ -128,6 +128,20 @@ impl core::fmt::Display for NormalOutcome {
     }
 }
 
+/// The fields every NORMAL decision consults (as OVS's `xlate_normal`).
+const CONSULTED: FlowKey = {
+    const fn exact(mut k: FlowKey, f: Field) -> FlowKey {
+        let i = f.info();
+        // None of the consulted fields is 64 or 128 bits wide.
+        k.w[i.word as usize] |= ((1u64 << i.bits) - 1) << i.shift;
+        k
+    }
+    let k = exact(FlowKey::ZERO, Field::InPort);
+    let k = exact(k, Field::EthSrc);
+    let k = exact(k, Field::EthDst);
+    exact(k, Field::VlanVid)
+};
+
 /// Whether a packed MAC is one of the IEEE 802.1D reserved addresses 01:80:c2:00:00:00-0f.
 #[inline]
 pub const fn mac_is_reserved(mac: u64) -> bool {
@@ -200,10 +214,16 @@ impl NormalSwitch {
     /// Flushes the entries of ports that were removed, are down (link or admin), blocked, or no
     /// longer carry the entry's VLAN. Cheap when the port table did not change since the last
     /// sync. Returns the number of entries flushed.
+    #[inline]
     pub fn sync_ports(&mut self, ports: &PortTable) -> usize {
         if self.port_generation == Some(ports.generation()) {
             return 0;
         }
+        self.sweep_ports(ports)
+    }
+
+    #[cold]
+    fn sweep_ports(&mut self, ports: &PortTable) -> usize {
         self.port_generation = Some(ports.generation());
         if self.macs.is_empty() {
             return 0;
@@ -247,8 +267,8 @@ impl NormalSwitch {
     ) -> NormalOutcome {
         out.clear();
         self.sync_ports(ports);
-        for f in [Field::InPort, Field::EthSrc, Field::EthDst, Field::VlanVid] {
-            consulted.set_exact(f);
+        for (c, m) in consulted.w.iter_mut().zip(CONSULTED.w) {
+            *c |= m;
         }
 
         let dst = key.get(Field::EthDst) as u64;

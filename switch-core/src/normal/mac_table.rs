@@ -235,7 +235,9 @@ impl MacTable {
             return LearnOutcome::NotLearned;
         }
         // Collect a little aged garbage on the way, so the table stays fresh without a timer.
-        self.expire_some(now_ms, 2);
+        if self.tail != NIL && self.expired(self.slots[self.tail as usize].seen_ms, now_ms) {
+            self.expire_some(now_ms, 2);
+        }
 
         let key = pack(vlan, mac);
         if let Some(&i) = self.map.get(&key) {
@@ -243,8 +245,10 @@ impl MacTable {
             let old = s.port;
             s.port = port;
             s.seen_ms = now_ms;
-            self.unlink(i);
-            self.push_front(i);
+            if self.head != i {
+                self.unlink(i);
+                self.push_front(i);
+            }
             if old != port {
                 self.stats.moved += 1;
                 self.bump();
@@ -289,6 +293,7 @@ impl MacTable {
         self.expire_some(now_ms, usize::MAX)
     }
 
+    #[cold]
     fn expire_some(&mut self, now_ms: u64, max: usize) -> usize {
         let mut n = 0;
         while n < max && self.tail != NIL {
