@@ -783,3 +783,40 @@ fn init_logs_one_useful_line() {
          (device offers 0x130038021), link up"
     );
 }
+
+/// Not a test: driver-side cost of forwarding (rx_burst on one port, tx_burst on another),
+/// device work excluded. `cargo test -p drivers --release -- --ignored --nocapture bench_`.
+#[test]
+#[ignore]
+fn bench_forwarding_driver_cost() {
+    use std::time::{Duration, Instant};
+    let shared = pool(2048);
+    let dev_a = FakeTransport::new(ALL_OFFERED, 256);
+    let dev_b = FakeTransport::new(ALL_OFFERED, 256);
+    let mut a = VirtioNetPort::new(dev_a.clone(), shared.clone(), "a").unwrap();
+    let mut b = VirtioNetPort::new(dev_b.clone(), shared.clone(), "b").unwrap();
+    let f = frame(0, 64);
+    let mut batch = PacketBatch::new();
+    let mut spent = Duration::ZERO;
+    let mut packets = 0u64;
+    let rounds: u32 = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    for _ in 0..rounds {
+        for _ in 0..32 {
+            dev_a.deliver(&f);
+        }
+        let t = Instant::now();
+        let n = a.rx_burst(0, &mut batch);
+        b.tx_burst(0, &mut batch);
+        spent += t.elapsed();
+        packets += n as u64;
+        let descs = dev_b.take_tx();
+        dev_b.complete_tx(&descs);
+    }
+    std::println!(
+        "{packets} packets, {:.1} ns/packet driver-side (rx + tx, incl. refill and reclaim)",
+        spent.as_nanos() as f64 / packets as f64
+    );
+}
