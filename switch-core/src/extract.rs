@@ -993,6 +993,19 @@ mod tests {
         }
     }
 
+    /// Writes the samples as seeds for the `parse_packet` fuzz target (control byte 0 first).
+    #[test]
+    #[ignore = "writes files; run by hand to refresh fuzz/seeds"]
+    fn write_fuzz_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse_packet");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, f) in samples() {
+            let mut d = alloc::vec![0u8];
+            d.extend_from_slice(&f);
+            std::fs::write(dir.join(name), d).unwrap();
+        }
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
