@@ -1,1 +1,1 @@
-//! ironflow integration tests live in tests/tests/*.rs
+//! ironflow integration tests live in `tests/tests/*.rs`; shared helpers in `tests/tests/common/`.
