@@ -34,8 +34,8 @@ mod mac_table;
 mod tests;
 
 pub use mac_table::{
-    DEFAULT_AGING_MS, DEFAULT_MAX_ENTRIES, LearnOutcome, MacEntry, MacStats, MacTable,
-    mac_is_multicast, mac_to_u64, u64_to_mac,
+    DEFAULT_AGING_MS, DEFAULT_MAX_ENTRIES, LearnOutcome, MacEntry, MacHashBuilder, MacHasher,
+    MacStats, MacTable, mac_is_multicast, mac_to_u64, u64_to_mac,
 };
 
 use alloc::string::String;
@@ -166,9 +166,22 @@ impl Default for NormalSwitch {
 }
 
 impl NormalSwitch {
+    /// A learning switch whose MAC table hashes with a fixed key; prefer
+    /// [`with_hash_seed`](Self::with_hash_seed) on a switch that faces untrusted hosts.
     pub fn new(config: NormalConfig) -> NormalSwitch {
+        NormalSwitch::with_table(config, MacTable::new(config.max_entries, config.aging_ms))
+    }
+
+    /// A learning switch whose MAC table hash is keyed by `seed` (a boot-time random value), so
+    /// that hosts cannot precompute source MACs that collide in the table.
+    pub fn with_hash_seed(config: NormalConfig, seed: u64) -> NormalSwitch {
+        let macs = MacTable::with_hash_seed(config.max_entries, config.aging_ms, seed);
+        NormalSwitch::with_table(config, macs)
+    }
+
+    fn with_table(config: NormalConfig, macs: MacTable) -> NormalSwitch {
         NormalSwitch {
-            macs: MacTable::new(config.max_entries, config.aging_ms),
+            macs,
             forward_bpdu: config.forward_bpdu,
             port_generation: None,
             config_generation: 0,

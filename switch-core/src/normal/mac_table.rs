@@ -11,6 +11,7 @@
 //! There is no clock here: every call that needs time takes `now_ms` from the caller.
 
 use alloc::vec::Vec;
+use core::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashMap;
 
@@ -26,6 +27,86 @@ const NIL: u32 = u32::MAX;
 const FREE_KEY: u64 = u64::MAX;
 /// Initial reservation, so a small bridge never reallocates while warming up.
 const INITIAL_CAPACITY: usize = 1024;
+
+/// The MAC table's hash: a keyed folded multiply over the packed 64-bit key, two rounds.
+///
+/// The table is the classic target of hash flooding (the attacker picks source MACs), and a
+/// `no_std` image has no per-boot randomness on its own, so the key comes from the caller:
+/// [`MacTable::with_hash_seed`] with a boot-time random value. The default key is fixed.
+#[derive(Clone, Copy, Debug)]
+pub struct MacHashBuilder {
+    k0: u64,
+    k1: u64,
+}
+
+impl MacHashBuilder {
+    /// A hasher keyed by `seed` (expanded with splitmix64 so that similar seeds differ).
+    pub const fn with_seed(seed: u64) -> MacHashBuilder {
+        const fn splitmix(mut z: u64) -> u64 {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        let k0 = splitmix(seed);
+        MacHashBuilder {
+            k0,
+            k1: splitmix(k0) | 1,
+        }
+    }
+}
+
+impl Default for MacHashBuilder {
+    fn default() -> Self {
+        MacHashBuilder::with_seed(0x1f0f_1a5e_ed00_0001)
+    }
+}
+
+impl BuildHasher for MacHashBuilder {
+    type Hasher = MacHasher;
+    #[inline]
+    fn build_hasher(&self) -> MacHasher {
+        MacHasher {
+            state: self.k0,
+            k1: self.k1,
+        }
+    }
+}
+
+/// The [`Hasher`] of [`MacHashBuilder`]. Built for one `u64` key; other input is folded in
+/// eight bytes at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct MacHasher {
+    state: u64,
+    k1: u64,
+}
+
+#[inline]
+const fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Hasher for MacHasher {
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        let a = folded_multiply(x ^ self.state, self.k1);
+        self.state = folded_multiply(a ^ self.k1.rotate_left(23), 0x5851_f42d_4c95_7f2d);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
 
 /// A 48-bit MAC address packed into the low bits of a `u64` (first byte most significant), the
 /// layout [`crate::flow::FlowKey`] uses for `eth_src`/`eth_dst`.
@@ -123,7 +204,7 @@ struct Slot {
 /// The MAC learning table. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct MacTable {
-    map: HashMap<u64, u32>,
+    map: HashMap<u64, u32, MacHashBuilder>,
     slots: Vec<Slot>,
     /// Head of the free-slot list (linked through `Slot::next`).
     free: u32,
@@ -148,10 +229,20 @@ impl MacTable {
     /// A table holding at most `max_entries` (capped at 2^32 - 2) that forgets an address
     /// `aging_ms` after it was last seen (0: immediately, i.e. nothing is ever found).
     pub fn new(max_entries: usize, aging_ms: u64) -> MacTable {
+        MacTable::with_hasher(max_entries, aging_ms, MacHashBuilder::default())
+    }
+
+    /// As [`new`](Self::new), with the hash keyed by `seed`: pass a boot-time random value so
+    /// that nobody can precompute colliding MAC addresses.
+    pub fn with_hash_seed(max_entries: usize, aging_ms: u64, seed: u64) -> MacTable {
+        MacTable::with_hasher(max_entries, aging_ms, MacHashBuilder::with_seed(seed))
+    }
+
+    fn with_hasher(max_entries: usize, aging_ms: u64, hasher: MacHashBuilder) -> MacTable {
         let max_entries = max_entries.min(NIL as usize - 1);
         let reserve = max_entries.min(INITIAL_CAPACITY);
         MacTable {
-            map: HashMap::with_capacity(reserve),
+            map: HashMap::with_capacity_and_hasher(reserve, hasher),
             slots: Vec::with_capacity(reserve),
             free: NIL,
             head: NIL,
@@ -455,6 +546,33 @@ mod tests {
     const B: u64 = 0x0200_0000_000b;
     const C: u64 = 0x0200_0000_000c;
     const D: u64 = 0x0200_0000_000d;
+
+    #[test]
+    fn seeded_tables_work_and_hash_differently() {
+        let mut t = MacTable::with_hash_seed(64, 1000, 42);
+        for i in 0..64u64 {
+            assert_eq!(t.learn(1, A + i, 1, 0), LearnOutcome::Learned);
+        }
+        for i in 0..64u64 {
+            assert_eq!(t.lookup(1, A + i, 0), Some(1));
+        }
+        t.check_invariants();
+        let h = |seed: u64, k: u64| MacHashBuilder::with_seed(seed).hash_one(k);
+        assert_ne!(h(1, A), h(2, A));
+        assert_ne!(h(1, A), h(1, B));
+        // The bits hashbrown uses (low bits for the bucket, top 7 for the tag) spread over
+        // sequential MACs: 4096 keys fill most of 1024 buckets.
+        let mut seen = [false; 1024];
+        for i in 0..4096u64 {
+            seen[(h(7, pack(10, A + i)) & 1023) as usize] = true;
+        }
+        assert!(seen.iter().filter(|&&b| b).count() > 950);
+        let mut tags = [false; 128];
+        for i in 0..4096u64 {
+            tags[(h(7, pack(10, A + i)) >> 57) as usize] = true;
+        }
+        assert!(tags.iter().all(|&b| b));
+    }
 
     #[test]
     fn mac_packing_round_trips() {
