@@ -220,6 +220,9 @@ impl NormalSwitch {
     /// Changes whenever a NORMAL decision for some packet could change (MAC table changes,
     /// settings), not when an entry is merely refreshed. Together with
     /// [`PortTable::generation`] it tells a cache when NORMAL results may be stale.
+    ///
+    /// Aging shows here only when expired entries are collected: run
+    /// [`MacTable::expire`] from a timer (at [`MacTable::next_expiry_ms`], or every second).
     pub fn generation(&self) -> u64 {
         self.macs.generation().wrapping_add(self.config_generation)
     }

@@ -379,6 +379,16 @@ impl MacTable {
         LearnOutcome::Learned
     }
 
+    /// When the least recently seen entry expires (`None` for an empty table): the time to run
+    /// [`expire`](Self::expire) next.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        (self.tail != NIL).then(|| {
+            self.slots[self.tail as usize]
+                .seen_ms
+                .saturating_add(self.aging_ms)
+        })
+    }
+
     /// Removes every expired entry. Returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
         self.expire_some(now_ms, usize::MAX)
@@ -609,8 +619,10 @@ mod tests {
     #[test]
     fn aging_forgets_and_collects() {
         let mut t = MacTable::new(16, 1000);
+        assert_eq!(t.next_expiry_ms(), None);
         t.learn(1, A, 1, 0);
         t.learn(1, B, 2, 600);
+        assert_eq!(t.next_expiry_ms(), Some(1000));
         assert_eq!(t.lookup(1, A, 999), Some(1));
         assert_eq!(
             t.lookup(1, A, 1000),
@@ -623,6 +635,7 @@ mod tests {
         assert_ne!(t.generation(), g);
         assert_eq!(t.stats().aged, 1);
         assert_eq!(t.len(), 1);
+        assert_eq!(t.next_expiry_ms(), Some(1600));
         assert_eq!(t.expire(1599), 0);
         assert_eq!(t.expire(1600), 1);
         assert!(t.is_empty());
