@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod bytes;
+pub mod convert;
 pub mod error;
 pub mod group;
 pub mod header;
