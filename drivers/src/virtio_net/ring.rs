@@ -71,6 +71,12 @@ pub(crate) struct Used {
     pub desc_len: u32,
 }
 
+#[derive(Default)]
+struct Slot {
+    buf: Option<PacketBuf>,
+    len: u32,
+}
+
 /// One split virtqueue whose descriptors each carry one [`PacketBuf`].
 pub(crate) struct SplitRing {
     allocator: &'static dyn DmaAllocator,
@@ -92,8 +98,8 @@ pub(crate) struct SplitRing {
     used_event_base: u16,
 
     free: Vec<u16>,
-    slots: Vec<Option<PacketBuf>>,
-    desc_len: Vec<u32>,
+    /// By descriptor id: the buffer the device holds and the descriptor's length.
+    slots: Vec<Slot>,
 }
 
 impl SplitRing {
@@ -119,7 +125,7 @@ impl SplitRing {
         unsafe { ptr::write_bytes(mem.virt as *mut u8, 0, mem.len) };
         let n = size as usize;
         let mut slots = Vec::with_capacity(n);
-        slots.resize_with(n, || None);
+        slots.resize_with(n, Slot::default);
         let mut ring = SplitRing {
             allocator,
             mem,
@@ -135,7 +141,6 @@ impl SplitRing {
             // Pop order 0, 1, 2, ...: the device sees descriptors in table order at first.
             free: (0..size).rev().collect(),
             slots,
-            desc_len: alloc::vec![0; n],
         };
         ring.suppress_used_notifications();
         Some(ring)
@@ -184,10 +189,12 @@ impl SplitRing {
         };
         let flags = if device_writes { VIRTQ_DESC_F_WRITE } else { 0 };
         self.write_desc(id, addr, len, flags);
-        self.desc_len[id as usize] = len;
-        self.slots[id as usize] = Some(buf);
-        let slot = self.avail_idx & (self.size - 1);
-        self.write_avail_entry(slot, id);
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.buf.is_none(), "free descriptor {id} holds a buffer");
+        slot.buf = Some(buf);
+        slot.len = len;
+        let avail_slot = self.avail_idx & (self.size - 1);
+        self.write_avail_entry(avail_slot, id);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         Ok(())
     }
@@ -234,14 +241,16 @@ impl SplitRing {
         if id >= self.size as u32 {
             return Some(Err(UsedError::IdOutOfRange(id)));
         }
-        let Some(buf) = self.slots[id as usize].take() else {
+        let slot = &mut self.slots[id as usize];
+        let desc_len = slot.len;
+        let Some(buf) = slot.buf.take() else {
             return Some(Err(UsedError::IdNotInFlight(id)));
         };
         self.free.push(id as u16);
         Some(Ok(Used {
             buf,
             written,
-            desc_len: self.desc_len[id as usize],
+            desc_len,
         }))
     }
 
