@@ -61,7 +61,7 @@
 //! - every `add` fences and stores `avail.idx` (one publish per packet, not per burst), and the
 //!   queue size is a const generic that must not exceed the device's maximum.
 //!
-//! So [`ring`] is a small split ring of our own (one descriptor per buffer), set up with
+//! So `virtio_net/ring.rs` is a small split ring of our own (one descriptor per buffer), set up with
 //! `Transport::queue_set`; virtio-drivers still provides the PCI transport (capabilities,
 //! common config, notify, config space) and [`DmaHal`] serves its other devices.
 
