@@ -52,8 +52,9 @@
 //!
 //! Its 0.13.0 code was read, and it is not used for the datapath because:
 //! - `should_notify` with EVENT_IDX computes `avail_idx >= avail_event + 1`, which is wrong
-//!   across the u16 wrap (after ~64k packets a sleeping device is never kicked: tx stalls) and
-//!   has no full fence between publishing `avail.idx` and reading `avail_event` (lost kicks);
+//!   when a burst crosses the u16 wrap of the avail index (a sleeping device is then never
+//!   kicked: transmit stalls), and has no full fence between publishing `avail.idx` and reading
+//!   `avail_event` (store->load reordering: lost kicks);
 //! - `pop_used` needs the caller to name the token it expects and panics on a descriptor chain
 //!   of unexpected length; a used element with an unknown id cannot be skipped (the queue stops);
 //! - with EVENT_IDX it writes `used_event = last_used` on every pop, i.e. asks for an interrupt
@@ -61,8 +62,8 @@
 //! - every `add` fences and stores `avail.idx` (one publish per packet, not per burst), and the
 //!   queue size is a const generic that must not exceed the device's maximum.
 //!
-//! So `virtio_net/ring.rs` is a small split ring of our own (one descriptor per buffer), set up with
-//! `Transport::queue_set`; virtio-drivers still provides the PCI transport (capabilities,
+//! So `virtio_net/ring.rs` is a small split ring of our own (one descriptor per buffer), set
+//! up with `Transport::queue_set`; virtio-drivers still provides the PCI transport (capabilities,
 //! common config, notify, config space) and [`DmaHal`] serves its other devices.
 
 mod pci_notify;
