@@ -74,7 +74,8 @@ impl DmaRegion {
 ///     fn alloc_contiguous(&self, pages: usize) -> Option<DmaRegion> {
 ///         let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).ok()?;
 ///         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
-///         (!ptr.is_null()).then(|| DmaRegion { phys: ptr as u64, virt: ptr as usize, len: layout.size() })
+///         let len = layout.size();
+///         (!ptr.is_null()).then(|| DmaRegion { phys: ptr as u64, virt: ptr as usize, len })
 ///     }
 ///     unsafe fn dealloc(&self, region: DmaRegion) {
 ///         let layout = Layout::from_size_align(region.len, PAGE_SIZE).unwrap();
@@ -150,8 +151,8 @@ pub fn dma_allocator() -> Option<&'static dyn DmaAllocator> {
     DMA_ALLOCATOR.get().copied()
 }
 
-/// virtio-drivers' [`Hal`] over the registered [`DmaAllocator`]: use `PciTransport::new::<DmaHal, _>`
-/// and any virtio-drivers device (virtio-blk, the management NIC) with it.
+/// virtio-drivers' [`Hal`] over the registered [`DmaAllocator`]: use
+/// `PciTransport::new::<DmaHal, _>` and any virtio-drivers device (virtio-blk, the management NIC) with it.
 ///
 /// Without a registered allocator `dma_alloc` fails (virtio-drivers reports `DmaError`) and
 /// addresses are translated with the identity mapping.

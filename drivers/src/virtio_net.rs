@@ -9,7 +9,7 @@
 //! use drivers::virtio_net::VirtioNetPort;
 //!
 //! dma::set_dma_allocator(&KERNEL_DMA).ok();          // once, at boot
-//! let pool = PacketPool::new(2048)?;                  // per core: 256 rx + 256 tx per port + batches
+//! let pool = PacketPool::new(2048)?; // per core: 256 rx + 256 tx per port, plus batches
 //! // `root: PciRoot<PortIoCam>`, `f: DeviceFunction` of a virtio-net function (1af4:1041/1000).
 //! let mut port0 = VirtioNetPort::from_pci(&mut root, f0, pool.clone())?;
 //! let mut port1 = VirtioNetPort::from_pci(&mut root, f1, pool.clone())?;
