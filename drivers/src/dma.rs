@@ -152,7 +152,8 @@ pub fn dma_allocator() -> Option<&'static dyn DmaAllocator> {
 }
 
 /// virtio-drivers' [`Hal`] over the registered [`DmaAllocator`]: use
-/// `PciTransport::new::<DmaHal, _>` and any virtio-drivers device (virtio-blk, the management NIC) with it.
+/// `PciTransport::new::<DmaHal, _>` and any virtio-drivers device (virtio-blk, the management
+/// NIC) with it.
 ///
 /// Without a registered allocator `dma_alloc` fails (virtio-drivers reports `DmaError`) and
 /// addresses are translated with the identity mapping.
