@@ -330,7 +330,7 @@ pub enum NxMessage {
     SetFlowFormat(u32),
     /// `NXT_FLOW_MOD_TABLE_ID`: table id in the 1.0 flow-mod command's high byte.
     FlowModTableId(bool),
-    /// `NXT_SET_PACKET_IN_FORMAT`: 0 = standard, 1 = NXM, 2 = NXT_PACKET_IN2.
+    /// `NXT_SET_PACKET_IN_FORMAT`: 0 = standard, 1 = NXT_PACKET_IN, 2 = NXT_PACKET_IN2.
     SetPacketInFormat(u32),
     /// `NXT_SET_CONTROLLER_ID`.
     SetControllerId(u16),
@@ -781,7 +781,7 @@ fn decode_flow_mod(version: u8, r: &mut Reader<'_>) -> Result<FlowMod, OfpError>
             flags,
             importance: 0,
             match_,
-            instructions: alloc::vec![Instruction::ApplyActions(actions)],
+            instructions: ofp10_instructions(actions),
         });
     }
     let cookie = r.u64().ok_or(e)?;
@@ -822,6 +822,15 @@ fn decode_flow_mod(version: u8, r: &mut Reader<'_>) -> Result<FlowMod, OfpError>
         match_,
         instructions,
     })
+}
+
+/// 1.0's action list as instructions: none for an empty list (drop).
+pub fn ofp10_instructions(actions: Vec<Action>) -> Vec<Instruction> {
+    if actions.is_empty() {
+        Vec::new()
+    } else {
+        alloc::vec![Instruction::ApplyActions(actions)]
+    }
 }
 
 fn decode_async(version: u8, r: &mut Reader<'_>) -> Result<AsyncConfig, OfpError> {

@@ -2,7 +2,6 @@
 
 use alloc::vec::Vec;
 
-use super::OFP15;
 use super::bytes::{Put, Reader};
 use super::error::OfpError;
 
@@ -253,7 +252,8 @@ impl MeterFeatures {
             max_bands: r.u8().ok_or(e)?,
             max_color: r.u8().ok_or(e)?,
         };
-        r.skip(if version >= OFP15 { 10 } else { 2 }).ok_or(e)?;
+        let _ = version; // same layout in 1.3 through 1.5 (as Open vSwitch encodes it)
+        r.skip(2).ok_or(e)?;
         Ok(f)
     }
     pub fn emit(&self, version: u8, out: &mut Vec<u8>) {
@@ -263,9 +263,6 @@ impl MeterFeatures {
         out.put_u8(self.max_bands);
         out.put_u8(self.max_color);
         out.put_u16(0);
-        if version >= OFP15 {
-            out.put_u32(0); // features
-            out.put_u32(0);
-        }
+        let _ = version;
     }
 }

@@ -223,7 +223,13 @@ impl MultipartRequest {
                 }
                 MultipartRequest::TableFeatures(v)
             }
-            _ => MultipartRequest::PortDesc,
+            _ => {
+                // 1.5 added a port_no (and padding) to the port-description request.
+                if version >= super::OFP15 {
+                    r.skip(8).ok_or(e)?;
+                }
+                MultipartRequest::PortDesc
+            }
         };
         if !r.is_empty() && !matches!(req, MultipartRequest::TableFeatures(_)) {
             return Err(e);
@@ -259,6 +265,10 @@ impl MultipartRequest {
                 out.put_u32(0);
             }
             MultipartRequest::TableFeatures(v) => v.iter().for_each(|t| t.emit(out)),
+            MultipartRequest::PortDesc if version >= super::OFP15 => {
+                out.put_u32(port::OFPP_ANY);
+                out.put_u32(0);
+            }
             _ => {}
         }
         Ok(())
@@ -365,7 +375,7 @@ impl FlowStats {
         let (match_, instructions) = match ofp10_match {
             Some(m) => {
                 let acts = parse_actions(version, f.rest())?;
-                (m, alloc::vec![Instruction::ApplyActions(acts)])
+                (m, super::message::ofp10_instructions(acts))
             }
             None => {
                 let m = Match::parse_ofp13(&mut f)?;
