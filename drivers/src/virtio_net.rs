@@ -519,9 +519,18 @@ impl<T: Transport> Nic for VirtioNetPort<T> {
         self.mac
     }
 
-    /// Reads the config space status when STATUS was negotiated (a failed read says down);
-    /// without it, always up.
+    /// Down if the device flagged DEVICE_NEEDS_RESET (it stopped working; logged). Otherwise
+    /// the config space status when STATUS was negotiated (a failed read says down); without
+    /// it, always up.
     fn link_up(&mut self) -> bool {
+        if self
+            .transport
+            .get_status()
+            .contains(DeviceStatus::DEVICE_NEEDS_RESET)
+        {
+            warn!("{}: device needs reset", self.name);
+            return false;
+        }
         if !self.features.contains(VirtioNetFeatures::STATUS) {
             return true;
         }

@@ -315,6 +315,11 @@ fn link_status_from_config_space() {
     assert!(p.link_up());
     dev.st().config[6] = 0;
     assert!(!p.link_up());
+    dev.st().config[6] = 1;
+    assert!(p.link_up());
+    let s = dev.st().status;
+    dev.st().status = s | DeviceStatus::DEVICE_NEEDS_RESET;
+    assert!(!p.link_up(), "a device that needs a reset is down");
 }
 
 #[test]
