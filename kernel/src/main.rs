@@ -7,7 +7,9 @@ extern crate alloc;
 
 mod boot;
 mod bootinfo;
+mod bridge;
 mod cpu;
+mod dma;
 mod exit;
 mod logger;
 mod memory;
@@ -121,23 +123,98 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         None => {}
     }
 
+    let mut bridge = bring_up_bridge(settings, &functions);
+
     let boot_us = time::now_us();
     console!("ironflow: ready boot_us={boot_us}");
     if settings.exit_after_ready {
+        console!("{}", bridge.stats_line());
         exit::success();
     }
-    idle_loop()
+    main_loop(&mut bridge, settings)
 }
 
-fn idle_loop() -> ! {
-    loop {
-        if let Some(b) = serial::poll_key() {
-            if b == b's' {
-                let (used, free) = memory::heap_usage();
-                log::info!("stats: heap used {used} B, free {free} B");
-            }
+/// Finds the NICs, picks the management one, and makes every other one a bridge port.
+fn bring_up_bridge(
+    settings: &BootSettings,
+    functions: &[drivers::pci::PciFunction],
+) -> bridge::Bridge {
+    use alloc::boxed::Box;
+    use drivers::dma::PacketPool;
+    use drivers::nic::Nic;
+    use drivers::virtio_net::VirtioNetPort;
+
+    let _ = drivers::dma::set_dma_allocator(&dma::KERNEL_DMA);
+    let nics: alloc::vec::Vec<_> = functions.iter().filter(|f| f.is_virtio_net()).collect();
+    let mgmt = match settings.mgmt_nic {
+        Some((b, d, f)) => nics
+            .iter()
+            .position(|n| (n.addr.bus, n.addr.device, n.addr.function) == (b, d, f)),
+        None => (!nics.is_empty()).then_some(0),
+    };
+    if settings.mgmt_nic.is_some() && mgmt.is_none() {
+        log::warn!("mgmt.nic: no virtio-net at that address; no management port");
+    }
+    // Buffers: a quarter of the free frames, enough for every ring plus bursts in flight.
+    let free = memory::free_bytes();
+    let bufs = ((free / 4) / 2304).clamp(256, 16384) as usize;
+    let pool = match PacketPool::new(bufs) {
+        Ok(p) => p,
+        Err(e) => panic!("cannot allocate the packet pool ({bufs} buffers): {e:?}"),
+    };
+    log::info!("pool: {bufs} packet buffers");
+    // SAFETY: PCI configuration access is used from this single boot thread only.
+    let mut root = drivers::pci::PciRoot::new(unsafe { drivers::pci::PortIoCam::new() });
+    let mut ports: alloc::vec::Vec<Box<dyn Nic>> = alloc::vec::Vec::new();
+    for (i, f) in nics.iter().enumerate() {
+        if Some(i) == mgmt {
+            log::info!("mgmt: {} is the management NIC (not a bridge port)", f.addr);
+            continue;
         }
-        core::hint::spin_loop();
+        match VirtioNetPort::from_pci(&mut root, f.addr, pool.clone()) {
+            Ok(mut p) => {
+                let cam = unsafe { drivers::pci::PortIoCam::new() };
+                // SAFETY: `cam` only reads this function's configuration space; the port drives it.
+                unsafe { p.use_direct_notify(&cam, f.addr) };
+                ports.push(Box::new(p));
+            }
+            Err(e) => log::error!("virtio-net {}: cannot bring up: {e:?}", f.addr),
+        }
+    }
+    bridge::Bridge::new(pool, ports, &settings.port_vlans)
+}
+
+fn main_loop(bridge: &mut bridge::Bridge, settings: &BootSettings) -> ! {
+    const HOUSEKEEPING_MS: u64 = 100;
+    let stats_ms = settings.stats_interval_s as u64 * 1000;
+    let mut next_housekeeping = 0;
+    let mut next_stats = time::now_ms() + stats_ms;
+    let mut now = time::now_ms();
+    loop {
+        bridge.poll(now);
+        // Timers and the console every 64 passes: the datapath is never starved.
+        if bridge.iterations % 64 != 0 {
+            continue;
+        }
+        now = time::now_ms();
+        if now >= next_housekeeping {
+            bridge.housekeeping(now);
+            next_housekeeping = now + HOUSEKEEPING_MS;
+        }
+        if stats_ms != 0 && now >= next_stats {
+            console!("{}", bridge.stats_line());
+            next_stats = now + stats_ms;
+        }
+        match serial::poll_key() {
+            Some(b's') => console!("{}", bridge.stats_line()),
+            Some(b'm') => console!("fdb:\n{}", bridge.normal.fdb_show(now)),
+            Some(b'q') => {
+                console!("{}", bridge.stats_line());
+                console!("ironflow: exit on request");
+                exit::success();
+            }
+            _ => {}
+        }
     }
 }
 

@@ -150,6 +150,15 @@ pub fn init(map: &[MemRegion]) -> Result<MemorySummary, &'static str> {
     Ok(MemorySummary { usable, heap })
 }
 
+/// Bytes the frame allocator can still hand out.
+pub fn free_bytes() -> u64 {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map(|fa| fa.ranges.iter().map(|r| r.1 - r.0).sum())
+        .unwrap_or(0)
+}
+
 /// Bytes of heap in use and free.
 pub fn heap_usage() -> (usize, usize) {
     let h = HEAP.lock();

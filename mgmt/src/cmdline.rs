@@ -7,6 +7,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::str::FromStr;
+use switch_core::port::{VlanMode, VlanSet};
 
 /// What the kernel does after a panic or fatal exception.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +178,37 @@ impl BootSettings {
     }
 }
 
+/// Parses a `port.N.vlan=` value: `10` (access), `trunk:10,20`, `native-tagged:10:20,30`,
+/// `native-untagged:10:20,30`.
+pub fn parse_vlan_mode(s: &str) -> Option<VlanMode> {
+    fn list(s: &str) -> Option<VlanSet> {
+        let mut set = VlanSet::EMPTY;
+        for v in s.split(',').filter(|v| !v.is_empty()) {
+            set.insert(v.parse().ok().filter(|v| *v < 4095)?);
+        }
+        Some(set)
+    }
+    let mode = match s.split_once(':') {
+        None => VlanMode::Access(s.parse().ok()?),
+        Some(("trunk", l)) => VlanMode::Trunk(list(l)?),
+        Some((kind, rest)) => {
+            let (native, l) = rest.split_once(':').unwrap_or((rest, ""));
+            let native = native.parse().ok()?;
+            let allowed = if l.is_empty() {
+                VlanSet::all()
+            } else {
+                list(l)?
+            };
+            match kind {
+                "native-tagged" => VlanMode::NativeTagged(native, allowed),
+                "native-untagged" => VlanMode::NativeUntagged(native, allowed),
+                _ => return None,
+            }
+        }
+    };
+    mode.is_valid().then_some(mode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +247,34 @@ mod tests {
         assert_eq!(s, BootSettings::default());
         assert_eq!(w.len(), 7, "{w:?}");
         assert!(w[6].contains("frobnicate"));
+    }
+
+    #[test]
+    fn vlan_modes() {
+        assert_eq!(parse_vlan_mode("10"), Some(VlanMode::Access(10)));
+        assert_eq!(
+            parse_vlan_mode("trunk:10,20"),
+            Some(VlanMode::Trunk(VlanSet::from_vids(&[10, 20])))
+        );
+        assert_eq!(
+            parse_vlan_mode("native-untagged:10:20,30"),
+            Some(VlanMode::NativeUntagged(10, VlanSet::from_vids(&[20, 30])))
+        );
+        assert_eq!(
+            parse_vlan_mode("native-tagged:10"),
+            Some(VlanMode::NativeTagged(10, VlanSet::all()))
+        );
+        for bad in [
+            "",
+            "x",
+            "5000",
+            "trunk:1,x",
+            "native-foo:1",
+            "trunk:4095",
+            "native-tagged:",
+        ] {
+            assert_eq!(parse_vlan_mode(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The bridge: data ports (every NIC but the management one, numbered from 1 in PCI order),
+//! the switch-core pipeline with NORMAL, and the run-to-completion loop that moves bursts from
+//! receive queues through the pipeline to transmit queues.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use drivers::dma::{PacketBatch, PacketPool};
+use drivers::nic::{Nic, NicStats};
+use mgmt::cmdline::parse_vlan_mode;
+use switch_core::action::{Action, Instructions};
+use switch_core::extract::extract;
+use switch_core::flow::FlowKey;
+use switch_core::flow_match::Match;
+use switch_core::normal::NormalSwitch;
+use switch_core::packet::Frame;
+use switch_core::pipeline::{Env, FlowMod, OutputSink, PacketIn, Pipeline, PipelineConfig};
+use switch_core::port::{OFPP_NORMAL, Port, PortNo, PortTable};
+
+/// Largest frame accepted from a port (Ethernet + two VLAN tags).
+pub const MAX_FRAME: usize = 1522;
+/// Smallest: an Ethernet header.
+pub const MIN_FRAME: usize = 14;
+
+pub struct DataPort {
+    pub no: PortNo,
+    pub nic: Box<dyn Nic>,
+    /// Frames dropped on receive because they were malformed (counted, never forwarded).
+    pub rx_malformed: u64,
+    /// Frames for this port dropped because its transmit ring was full or no buffer was free.
+    pub tx_dropped: u64,
+}
+
+pub struct Bridge {
+    pub ports: Vec<DataPort>,
+    pub port_table: PortTable,
+    pub pipeline: Pipeline,
+    pub normal: NormalSwitch,
+    pool: Rc<PacketPool>,
+    rx: PacketBatch,
+    tx: Vec<PacketBatch>,
+    pub packet_ins: u64,
+    pub iterations: u64,
+}
+
+/// Collects the pipeline's outputs into per-port transmit batches (copying: the cache issue
+/// replaces this with moves of the received buffer).
+struct TxSink<'a> {
+    pool: &'a Rc<PacketPool>,
+    ports: &'a mut [DataPort],
+    tx: &'a mut [PacketBatch],
+    packet_ins: &'a mut u64,
+}
+
+impl OutputSink for TxSink<'_> {
+    fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: &[u8]) {
+        let Some(i) = (port as usize)
+            .checked_sub(1)
+            .filter(|i| *i < self.ports.len())
+        else {
+            return;
+        };
+        let Some(mut buf) = self.pool.alloc() else {
+            self.ports[i].tx_dropped += 1;
+            return;
+        };
+        if !buf.copy_from_slice(frame) {
+            self.ports[i].tx_dropped += 1;
+            return;
+        }
+        if self.tx[i].is_full() {
+            let p = &mut self.ports[i];
+            p.nic.tx_burst(0, &mut self.tx[i]);
+            p.tx_dropped += self.tx[i].len() as u64;
+            self.tx[i].clear();
+        }
+        let _ = self.tx[i].push(buf);
+    }
+
+    fn controller(&mut self, _packet_in: &PacketIn<'_>) {
+        *self.packet_ins += 1;
+    }
+}
+
+impl Bridge {
+    pub fn new(pool: Rc<PacketPool>, nics: Vec<Box<dyn Nic>>, vlans: &[(u32, String)]) -> Self {
+        let mut port_table = PortTable::new();
+        let mut ports = Vec::new();
+        for (i, mut nic) in nics.into_iter().enumerate() {
+            let no = i as PortNo + 1;
+            let mut name = String::new();
+            let _ = write!(name, "eth{no}");
+            let up = nic.link_up();
+            let mut port = Port::new(no, &name, nic.mac_address()).with_link_up(up);
+            if let Some((_, v)) = vlans.iter().find(|(p, _)| *p == no) {
+                match parse_vlan_mode(v) {
+                    Some(mode) => port = port.with_vlan_mode(mode),
+                    None => log::warn!("port.{no}.vlan={v}: not a VLAN mode, port stays default"),
+                }
+            }
+            log::info!(
+                "port {no}: {} {:?} link {}",
+                nic.name(),
+                port.vlan_mode(),
+                if up { "up" } else { "down" }
+            );
+            let _ = port_table.add(port);
+            ports.push(DataPort {
+                no,
+                nic,
+                rx_malformed: 0,
+                tx_dropped: 0,
+            });
+        }
+        for (p, _) in vlans {
+            if *p == 0 || *p as usize > ports.len() {
+                log::warn!("port.{p}.vlan: no such port");
+            }
+        }
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        // Standalone default, as in Open vSwitch: one table-0 flow sending everything to NORMAL.
+        let fm = FlowMod::add(
+            0,
+            0,
+            Match::ANY,
+            Instructions::apply(alloc::vec![Action::Output {
+                port: OFPP_NORMAL,
+                max_len: 0
+            }]),
+        );
+        if let Err(e) = pipeline.flow_mod(&fm, 0) {
+            log::error!("cannot install the default NORMAL flow: {e:?}");
+        }
+        let tx = ports.iter().map(|_| PacketBatch::new()).collect();
+        Bridge {
+            ports,
+            port_table,
+            pipeline,
+            normal: NormalSwitch::default(),
+            pool,
+            rx: PacketBatch::new(),
+            tx,
+            packet_ins: 0,
+            iterations: 0,
+        }
+    }
+
+    /// One pass over every port: receive a burst, switch it, transmit. Returns packets received.
+    pub fn poll(&mut self, now_ms: u64) -> usize {
+        self.iterations += 1;
+        let mut total = 0;
+        for i in 0..self.ports.len() {
+            let n = self.ports[i].nic.rx_burst(0, &mut self.rx);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            let in_port = self.ports[i].no;
+            let mut key = FlowKey::ZERO;
+            let mut wc = FlowKey::ZERO;
+            while let Some(mut buf) = self.rx.pop() {
+                let len = buf.data().len();
+                if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
+                    self.ports[i].rx_malformed += 1;
+                    continue;
+                }
+                let info = extract(buf.data(), in_port, &mut key);
+                if info.malformed() || info.truncated() {
+                    self.ports[i].rx_malformed += 1;
+                    continue;
+                }
+                let mut env = Env {
+                    ports: &self.port_table,
+                    normal: Some(&mut self.normal),
+                    meters: None,
+                    now_ms,
+                };
+                let mut sink = TxSink {
+                    pool: &self.pool,
+                    ports: &mut self.ports,
+                    tx: &mut self.tx,
+                    packet_ins: &mut self.packet_ins,
+                };
+                self.pipeline
+                    .process(&mut env, &mut key, &mut buf, &mut wc, &mut sink);
+            }
+            self.flush();
+        }
+        total
+    }
+
+    fn flush(&mut self) {
+        for (p, b) in self.ports.iter_mut().zip(self.tx.iter_mut()) {
+            if !b.is_empty() {
+                p.nic.tx_burst(0, b);
+                p.tx_dropped += b.len() as u64;
+                b.clear();
+            }
+        }
+    }
+
+    /// Timers: MAC aging, flow expiry, link changes.
+    pub fn housekeeping(&mut self, now_ms: u64) {
+        self.normal.mac_table_mut().expire(now_ms);
+        let removed = self.pipeline.expire(now_ms);
+        if !removed.is_empty() {
+            log::debug!("{} flows expired", removed.len());
+        }
+        for p in self.ports.iter_mut() {
+            let up = p.nic.link_up();
+            if self.port_table.set_link(p.no, up) == Ok(true) {
+                log::info!("port {}: link {}", p.no, if up { "up" } else { "down" });
+            }
+            p.nic.tx_reclaim(0);
+        }
+    }
+
+    /// One console line of per-port counters and cache statistics.
+    pub fn stats_line(&self) -> String {
+        let mut s = String::from("stats:");
+        for p in &self.ports {
+            let n: NicStats = p.nic.stats();
+            let _ = write!(
+                s,
+                " port{} rx={} tx={} rx_bytes={} tx_bytes={} drop={} malformed={} err={}",
+                p.no,
+                n.rx_packets,
+                n.tx_packets,
+                n.rx_bytes,
+                n.tx_bytes,
+                n.rx_no_buffer + n.tx_full + p.tx_dropped,
+                p.rx_malformed,
+                n.rx_errors + n.tx_errors
+            );
+            let _ = write!(s, " kicks={} |", n.notifications);
+        }
+        let _ = write!(
+            s,
+            " macs={} packet_ins={} pool_free={}/{}",
+            self.normal.mac_table().len(),
+            self.packet_ins,
+            self.pool.free_count(),
+            self.pool.num_bufs()
+        );
+        s
+    }
+}
