@@ -350,10 +350,10 @@ impl Instructions {
         m: &Match,
         ctx: &ActionContext<'_>,
     ) -> Result<(), OfpError> {
-        if let Some(meter) = self.meter {
-            if meter == 0 || meter > OFPM_MAX {
-                return Err(OfpError::METER_MOD_FAILED_INVALID_METER);
-            }
+        if let Some(meter) = self.meter
+            && (meter == 0 || meter > OFPM_MAX)
+        {
+            return Err(OfpError::METER_MOD_FAILED_INVALID_METER);
         }
         if let Some(t) = self.goto {
             // Goto-Table only goes forward.
@@ -525,36 +525,36 @@ impl ActionSet {
         if self.pop_vlan && !f(Action::PopVlan) {
             return false;
         }
-        if let Some(t) = self.push_vlan {
-            if !f(Action::PushVlan(t)) {
-                return false;
-            }
+        if let Some(t) = self.push_vlan
+            && !f(Action::PushVlan(t))
+        {
+            return false;
         }
         if self.dec_ttl && !f(Action::DecNwTtl) {
             return false;
         }
-        if let Some(t) = self.set_ttl {
-            if !f(Action::SetNwTtl(t)) {
-                return false;
-            }
+        if let Some(t) = self.set_ttl
+            && !f(Action::SetNwTtl(t))
+        {
+            return false;
         }
         let mut bits = self.set_fields;
         while bits != 0 {
             let n = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if let Some(field) = Field::from_oxm(n as u8) {
-                if !f(Action::SetField {
+            if let Some(field) = Field::from_oxm(n as u8)
+                && !f(Action::SetField {
                     field,
                     value: self.values[n],
-                }) {
-                    return false;
-                }
-            }
-        }
-        if let Some(q) = self.queue {
-            if !f(Action::SetQueue(q)) {
+                })
+            {
                 return false;
             }
+        }
+        if let Some(q) = self.queue
+            && !f(Action::SetQueue(q))
+        {
+            return false;
         }
         match (self.group, self.output) {
             (Some(g), _) => f(Action::Group(g)),

@@ -94,7 +94,7 @@ impl<T> Classifier<T> {
 
     fn resort(&mut self) {
         self.subtables
-            .sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+            .sort_by_key(|s| core::cmp::Reverse(s.max_priority));
     }
 
     /// Adds a rule (the value is masked here). Identical rules are allowed; the caller decides
@@ -216,10 +216,10 @@ impl<T> Classifier<T> {
         let mut best: Option<(u16, RuleId)> = None;
         let mut searched = 0;
         for st in &self.subtables {
-            if let Some((bp, _)) = best {
-                if bp >= st.max_priority {
-                    break;
-                }
+            if let Some((bp, _)) = best
+                && bp >= st.max_priority
+            {
+                break;
             }
             searched += 1;
             let mut masked = FlowKey::ZERO;
@@ -227,10 +227,10 @@ impl<T> Classifier<T> {
                 wc.w[i] |= st.mask.w[i];
                 masked.w[i] = key.w[i] & st.mask.w[i];
             }
-            if let Some(&(p, id)) = st.buckets.get(&masked).and_then(|b| b.first()) {
-                if best.is_none_or(|(bp, _)| p > bp) {
-                    best = Some((p, id));
-                }
+            if let Some(&(p, id)) = st.buckets.get(&masked).and_then(|b| b.first())
+                && best.is_none_or(|(bp, _)| p > bp)
+            {
+                best = Some((p, id));
             }
         }
         (best.map(|(_, id)| id), searched)

@@ -80,7 +80,10 @@ fn bridge() -> Bridge {
     b
 }
 
-fn from(port: u32, dst: u32, proto: u8, l4: &[u8]) -> (u32, Vec<u8>) {
+/// A packet: (ingress port, frame).
+type Packet = (u32, Vec<u8>);
+
+fn from(port: u32, dst: u32, proto: u8, l4: &[u8]) -> Packet {
     let f = eth(
         mac(9),
         mac(port as u8),
@@ -94,7 +97,7 @@ fn from(port: u32, dst: u32, proto: u8, l4: &[u8]) -> (u32, Vec<u8>) {
 #[test]
 fn zones_and_acl() {
     let mut b = bridge();
-    let cases: [((u32, Vec<u8>), &[u32], &str); 8] = [
+    let cases: [(Packet, &[u32], &str); 8] = [
         (from(1, WEB, 6, &tcp(4000, 80)), &[3], "inside -> web:80"),
         (from(1, WEB, 6, &tcp(4000, 443)), &[3], "inside -> web:443"),
         (

@@ -188,8 +188,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
         let mut set = ActionSet::new();
         let mut t = start as usize;
         let len = frame.data().len();
-        loop {
-            let Some(table) = tables.get(t) else { break };
+        while let Some(table) = tables.get(t) {
             let rule = table.lookup(key, self.wc, self.count);
             if let Some(tr) = self.trace.as_deref_mut() {
                 tr.visit(t as u8, depth, rule.and_then(|r| table.entry(r)));

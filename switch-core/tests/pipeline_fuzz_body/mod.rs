@@ -90,7 +90,7 @@ fn value(b: &mut Bytes, f: Field) -> u128 {
 fn action(b: &mut Bytes) -> Action {
     match b.u8() % 10 {
         0 | 1 => Action::Output {
-            port: if b.u8() % 8 == 0 {
+            port: if b.u8().is_multiple_of(8) {
                 b.u32()
             } else {
                 PORTS[b.u8() as usize % PORTS.len()]
@@ -105,7 +105,11 @@ fn action(b: &mut Bytes) -> Action {
                 value: value(b, f),
             }
         }
-        5 => Action::PushVlan(if b.u8() % 4 == 0 { b.u16() } else { 0x8100 }),
+        5 => Action::PushVlan(if b.u8().is_multiple_of(4) {
+            b.u16()
+        } else {
+            0x8100
+        }),
         6 => Action::PopVlan,
         7 => Action::SetQueue(b.u8() as u32),
         8 => Action::DecNwTtl,
@@ -122,7 +126,7 @@ fn a_match(b: &mut Bytes) -> Match {
     for _ in 0..b.u8() % 5 {
         let f = field(b);
         let v = value(b, f);
-        if b.u8() % 3 == 0 {
+        if b.u8().is_multiple_of(3) {
             let mask = value(b, f);
             m.set_masked(f, v & mask, mask);
         } else {
@@ -212,10 +216,10 @@ pub fn run(data: &[u8]) {
                 .with_timeouts(b.u8() as u16 % 3, b.u8() as u16 % 3);
                 fm.flags = flow_mod_flags(b.u8() as u16 & 0x1f).unwrap_or_default();
                 fm.cookie_mask = b.u8() as u64;
-                if b.u8() % 4 == 0 {
+                if b.u8().is_multiple_of(4) {
                     fm.out_port = PORTS[b.u8() as usize % PORTS.len()];
                 }
-                if command == FlowModCommand::Delete && b.u8() % 4 == 0 {
+                if command == FlowModCommand::Delete && b.u8().is_multiple_of(4) {
                     fm.table_id = 0xff;
                 }
                 let generation = p.generation();
@@ -235,14 +239,14 @@ pub fn run(data: &[u8]) {
                     _ => GroupModCommand::Delete,
                 };
                 let group_type = GroupType::from_u8(b.u8() % 4).unwrap_or(GroupType::All);
-                let group_id = if b.u8() % 8 == 0 {
+                let group_id = if b.u8().is_multiple_of(8) {
                     OFPG_ALL
                 } else {
                     b.u8() as u32 % 4
                 };
                 let buckets = (0..b.u8() % 4)
                     .map(|_| Bucket {
-                        weight: if b.u8() % 2 == 0 {
+                        weight: if b.u8().is_multiple_of(2) {
                             0
                         } else {
                             b.u8() as u16 % 5
@@ -266,14 +270,14 @@ pub fn run(data: &[u8]) {
                 let bits = PortConfig::from_bits_truncate(b.u32());
                 let _ = ports.mod_config(no, bits, PortConfig::all());
             }
-            4 | 5 | 6 => {
+            4..=6 => {
                 let in_port = [1, 2, 3, OFPP_LOCAL, 7][b.u8() as usize % 5];
                 let len = b.u8() as usize;
                 let frame = b.take(len).to_vec();
                 let mut key = FlowKey::ZERO;
                 extract(&frame, in_port, &mut key);
                 let original = key;
-                if b.u8() % 4 == 0 {
+                if b.u8().is_multiple_of(4) {
                     // A trace first: it must not change anything the real run then sees.
                     let stats = p.table_stats();
                     let _ = trace_key(&p, &ports, Some(&normal), now, key, &frame).to_string();
@@ -288,7 +292,7 @@ pub fn run(data: &[u8]) {
                     meters: Some(&mut meters),
                     now_ms: now,
                 };
-                if b.u8() % 6 == 0 {
+                if b.u8().is_multiple_of(6) {
                     let acts = actions(&mut b);
                     let _ = p.packet_out(&mut env, &mut key, &mut f, &acts, &mut sink);
                 } else {
