@@ -265,6 +265,18 @@ impl Parsed {
         }
     }
 
+    /// Segments left of an IPv6 packet's first routing header (0 if none, or not IPv6).
+    fn routing_segments_left(&self, buf: &[u8]) -> u8 {
+        if self.key.get(Field::Ipv6Exthdr) & u128::from(crate::wire::ipv6::exthdr::ROUTER) == 0 {
+            return 0;
+        }
+        let l3 = self.info.l3.map_or(0, usize::from);
+        match Ipv6Packet::new_checked_header(buf.get(l3..).unwrap_or(&[])) {
+            Ok(ip) => ip.ext_headers().routing_segments_left,
+            Err(_) => 0,
+        }
+    }
+
     fn is_ip(&self) -> bool {
         matches!(self.key.eth_type(), ether_type::IPV4 | ether_type::IPV6)
     }
@@ -445,9 +457,12 @@ pub fn set_field_bytes(buf: &mut [u8], field: Field, value: u128) -> Result<(), 
                     crate::wire::ipv6::DST_OFFSET
                 };
             let new = value.to_be_bytes();
+            // With segments left in a routing header, the upper-layer checksum covers the final
+            // destination, not this one (RFC 8200 8.1); Open vSwitch leaves it alone too.
+            let final_dst_elsewhere = field == Field::Ipv6Dst && p.routing_segments_left(buf) != 0;
             match p.pseudo_sum() {
-                Some(l4_sum) => patch(buf, at, &new, &[l4_sum]),
-                None => patch(buf, at, &new, &[]),
+                Some(l4_sum) if !final_dst_elsewhere => patch(buf, at, &new, &[l4_sum]),
+                _ => patch(buf, at, &new, &[]),
             }
         }
         Field::Ipv6Flabel => {
@@ -677,6 +692,10 @@ fn l4_span(buf: &[u8], p: &Parsed) -> Option<L4Span> {
     if !p.is_ip() || !p.ip_complete(buf) || p.key.w[FRAG_WORD] & FRAG_ANY != 0 || l4 > p.ip_end {
         return None;
     }
+    // The pseudo-header would need the final destination from the routing header.
+    if p.routing_segments_left(buf) != 0 {
+        return None;
+    }
     let l3 = usize::from(p.info.l3?);
     let proto = p.key.ip_proto();
     let v6 = p.key.eth_type() == ether_type::IPV6;
@@ -716,7 +735,7 @@ fn l4_span(buf: &[u8], p: &Parsed) -> Option<L4Span> {
 /// Whether every checksum of `buf` verifies: the IPv4 header checksum and, for a complete and
 /// unfragmented IP packet, the TCP / UDP / ICMPv4 / ICMPv6 checksum or SCTP CRC32c (a zero UDP
 /// checksum means "none" and counts as valid). Parts that cannot be checked (truncated,
-/// fragments, other protocols) count as valid.
+/// fragments, other protocols, IPv6 with segments left in a routing header) count as valid.
 pub fn verify_checksums(buf: &[u8]) -> bool {
     let p = Parsed::new(buf);
     if let Ok(l3) = p.ipv4(buf)
@@ -1038,6 +1057,25 @@ mod tests {
         let mut c = b.clone();
         fill_checksums(&mut c);
         assert_eq!(b, c);
+    }
+
+    #[test]
+    fn ipv6_dst_behind_a_routing_header_keeps_the_l4_checksum() {
+        // Routing header with 1 segment left: the TCP checksum covers the final destination.
+        let mut rh = alloc::vec![0u8; 8];
+        rh[0] = 6;
+        rh[3] = 1;
+        let mut b = eth(&[], 0x86dd, &ipv6_full(43, &rh, &tcp(1, 2)));
+        let tcp_csum_at = 14 + 40 + 8 + 16;
+        b[tcp_csum_at] = 0x12;
+        b[tcp_csum_at + 1] = 0x34;
+        let mut f = HeapFrame::new(&b);
+        set_field(&mut f, Field::Ipv6Dst, 1).unwrap();
+        assert_eq!(&f.data()[tcp_csum_at..tcp_csum_at + 2], &[0x12, 0x34]);
+        assert_eq!(key_of(f.data()).get(Field::Ipv6Dst), 1);
+        // The source is in the pseudo-header either way.
+        set_field(&mut f, Field::Ipv6Src, 1).unwrap();
+        assert_ne!(&f.data()[tcp_csum_at..tcp_csum_at + 2], &[0x12, 0x34]);
     }
 
     #[test]

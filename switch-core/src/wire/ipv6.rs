@@ -247,6 +247,10 @@ pub struct ExtHeaderWalk {
     pub truncated: bool,
     /// More than [`MAX_EXT_HEADERS`] extension headers.
     pub malformed: bool,
+    /// "Segments left" of the first routing header (0 if none). When non-zero, the
+    /// destination in the IPv6 header is not the final one, and upper-layer checksums use the
+    /// final destination from the routing header (RFC 8200 8.1).
+    pub routing_segments_left: u8,
 }
 
 impl ExtHeaderWalk {
@@ -275,6 +279,7 @@ impl ExtHeaderWalk {
         };
         let mut last_rank = 0u8;
         let mut seen_ranks = 0u16;
+        let mut routing_seen = false;
         let mut nh = first;
         let mut off = 0usize;
         for i in 0..=MAX_EXT_HEADERS {
@@ -325,6 +330,10 @@ impl ExtHeaderWalk {
                 return w;
             }
             let next = get_u8(rest, 0);
+            if nh == ip_proto::ROUTING && !routing_seen {
+                routing_seen = true;
+                w.routing_segments_left = get_u8(rest, 3);
+            }
             if nh == ip_proto::FRAGMENT {
                 let offlg = get_u16(rest, 2);
                 if offlg & 0xfff9 != 0 {
@@ -453,6 +462,14 @@ mod tests {
         let chain = [ip_proto::DSTOPTS, 0, 0, 0, 0, 0, 0, 0].repeat(40);
         let w = ExtHeaderWalk::walk(ip_proto::DSTOPTS, &chain);
         assert!(w.malformed && w.exthdr & exthdr::UNREP != 0);
+        // Segments left of the (first) routing header.
+        let mut r = [0u8; 16];
+        r[0] = ip_proto::ROUTING;
+        r[3] = 2;
+        r[8] = ip_proto::TCP;
+        r[11] = 5;
+        let w = ExtHeaderWalk::walk(ip_proto::ROUTING, &r);
+        assert_eq!((w.routing_segments_left, w.proto), (2, ip_proto::TCP));
         // No extension headers at all.
         let w = ExtHeaderWalk::walk(ip_proto::UDP, &[]);
         assert!(w.complete());
