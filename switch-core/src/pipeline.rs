@@ -78,6 +78,36 @@ pub trait OutputSink {
     fn output(&mut self, port: PortNo, queue: Option<u32>, frame: &[u8]);
     /// Send a packet-in to the controller.
     fn controller(&mut self, packet_in: &PacketIn<'_>);
+    /// What the translation did besides outputs and packet-ins, in execution order, so that a
+    /// datapath cache can record and replay it (`crate::datapath`). Ignored by default.
+    #[inline]
+    fn event(&mut self, _event: XlateEvent) {}
+}
+
+/// One step of a packet's translation, reported to [`OutputSink::event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateEvent {
+    /// Set-field on the packet (and its key).
+    SetField { field: crate::flow::Field, value: u128 },
+    /// Push-VLAN with this TPID (the key gets `OFPVID_PRESENT`).
+    PushVlan(u16),
+    /// Pop-VLAN.
+    PopVlan,
+    /// Decrement the IP TTL (only if the key is IP at this point).
+    DecTtl,
+    /// Set the IP TTL (only if the key is IP at this point).
+    SetTtl(u8),
+    /// The following events, up to the matching `CopyEnd`, act on a copy of the packet.
+    CopyBegin,
+    CopyEnd,
+    /// Group `0` counted the packet.
+    Group(u32),
+    /// Bucket `bucket` of group `group` counted the packet.
+    Bucket { group: u32, bucket: u32 },
+    /// The NORMAL action ran on the key as it is at this point.
+    Normal,
+    /// A meter was consulted (a per-packet decision).
+    Meter(u32),
 }
 
 /// The meter instruction's hook: real meters come later. Returns whether the packet passes.

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::mem;
 
 use super::rewrite::{self, Ttl};
-use super::{Env, OutputSink, PacketIn, PacketInReason, PipelineConfig};
+use super::{Env, OutputSink, PacketIn, PacketInReason, PipelineConfig, XlateEvent};
 use crate::action::{Action, ActionSet};
 use crate::flow::{Field, FlowKey, OFPVID_PRESENT};
 use crate::flow_match::eth_type;
@@ -209,6 +209,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
             self.table_miss = e.is_table_miss();
             let ins = &e.instructions;
             if let Some(m) = ins.meter {
+                self.sink.event(XlateEvent::Meter(m));
                 let now = self.env.now_ms;
                 let pass = match self.env.meters.as_deref_mut() {
                     Some(h) if self.count => h.meter(m, len, now),
@@ -285,16 +286,19 @@ impl<'b, 'a> Xlate<'b, 'a> {
             Action::Output { port, max_len } => self.output(port, max_len, key, frame, depth),
             Action::Group(g) => self.group(g, key, frame, depth, last),
             Action::SetField { field, value } => {
+                self.sink.event(XlateEvent::SetField { field, value });
                 rewrite::set_field(frame, field, value);
                 key.set(field, value);
             }
             Action::PushVlan(tpid) => {
+                self.sink.event(XlateEvent::PushVlan(tpid));
                 self.wc.set_exact(Field::VlanVid);
                 rewrite::push_vlan(frame, tpid);
                 let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
                 key.set(Field::VlanVid, vid as u128);
             }
             Action::PopVlan => {
+                self.sink.event(XlateEvent::PopVlan);
                 rewrite::pop_vlan(frame);
                 // An inner tag, if any, is not in the key: the packet counts as untagged.
                 key.set(Field::VlanVid, 0);
@@ -302,6 +306,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
             }
             Action::SetQueue(q) => self.queue = Some(q),
             Action::DecNwTtl => {
+                self.sink.event(XlateEvent::DecTtl);
                 self.wc.set_exact(Field::EthType);
                 if is_ip(key) && rewrite::dec_ttl(frame) == Ttl::Expired {
                     self.outcome.ttl_expired = true;
@@ -319,6 +324,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 }
             }
             Action::SetNwTtl(t) => {
+                self.sink.event(XlateEvent::SetTtl(t));
                 self.wc.set_exact(Field::EthType);
                 if is_ip(key) {
                     rewrite::set_ttl(frame, t);
@@ -424,7 +430,9 @@ impl<'b, 'a> Xlate<'b, 'a> {
         copy.load(frame.data());
         let mut k = *key;
         let queue = self.queue;
+        self.sink.event(XlateEvent::CopyBegin);
         f(self, &mut k, &mut copy);
+        self.sink.event(XlateEvent::CopyEnd);
         self.queue = queue;
         self.scratch.put(depth, copy);
     }
@@ -449,10 +457,15 @@ impl<'b, 'a> Xlate<'b, 'a> {
         if self.count {
             g.count(len);
         }
+        self.sink.event(XlateEvent::Group(gid));
         let run = |x: &mut Self, i: usize, last: bool, key: &mut FlowKey, frame: &mut dyn Frame| {
             if x.count {
                 g.count_bucket(i, len);
             }
+            x.sink.event(XlateEvent::Bucket {
+                group: gid,
+                bucket: i as u32,
+            });
             x.note(depth, || {
                 format!("group {gid} ({}) bucket {i}", g.group_type.name())
             });
@@ -480,6 +493,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
     fn normal(&mut self, key: &mut FlowKey, frame: &mut dyn Frame, depth: usize) {
         let ports = self.env.ports;
         let now = self.env.now_ms;
+        self.sink.event(XlateEvent::Normal);
         let Some(ns) = self.env.normal.as_deref_mut() else {
             self.note(depth, || {
                 "NORMAL: no learning switch on this bridge, drop".into()
@@ -500,9 +514,15 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 None => self.emit(port, frame),
                 Some(want) => self.with_copy(key, frame, depth, |x, k, f| {
                     if key.vlan().is_some() {
+                        x.sink.event(XlateEvent::PopVlan);
                         rewrite::pop_vlan(f);
                     }
                     if let VlanOut::Tagged(v) = want {
+                        x.sink.event(XlateEvent::PushVlan(eth_type::VLAN));
+                        x.sink.event(XlateEvent::SetField {
+                            field: Field::VlanVid,
+                            value: (v | OFPVID_PRESENT) as u128,
+                        });
                         rewrite::push_vlan(f, eth_type::VLAN);
                         rewrite::set_field(f, Field::VlanVid, (v | OFPVID_PRESENT) as u128);
                         k.set(Field::VlanVid, (v | OFPVID_PRESENT) as u128);
