@@ -88,7 +88,10 @@ pub trait OutputSink {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XlateEvent {
     /// Set-field on the packet (and its key).
-    SetField { field: crate::flow::Field, value: u128 },
+    SetField {
+        field: crate::flow::Field,
+        value: u128,
+    },
     /// Push-VLAN with this TPID (the key gets `OFPVID_PRESENT`).
     PushVlan(u16),
     /// Pop-VLAN.
@@ -103,7 +106,10 @@ pub enum XlateEvent {
     /// Group `0` counted the packet.
     Group(u32),
     /// Bucket `bucket` of group `group` counted the packet.
-    Bucket { group: u32, bucket: u32 },
+    Bucket {
+        group: u32,
+        bucket: u32,
+    },
     /// The NORMAL action ran on the key as it is at this point.
     Normal,
     /// A meter was consulted (a per-packet decision).
