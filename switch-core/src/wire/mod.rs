@@ -120,3 +120,152 @@ pub(crate) fn set_bytes(d: &mut [u8], i: usize, v: &[u8]) {
         s.copy_from_slice(v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    /// Every view and every accessor on `d`.
+    fn touch_all(d: &[u8]) {
+        if let Ok(p) = EthernetFrame::new_checked(d) {
+            let _ = (EthernetRepr::parse(&p), p.payload().len());
+        }
+        if let Ok(p) = VlanTag::new_checked(d) {
+            let _ = (VlanRepr::parse(&p), p.payload().len(), p.dei());
+        }
+        if let Ok(p) = ArpPacket::new_checked(d) {
+            let _ = (ArpRepr::parse(&p), p.sha(), p.tpa());
+            let _ = (p.source_hardware_addr(), p.source_protocol_addr());
+            let _ = (p.target_hardware_addr(), p.target_protocol_addr());
+        }
+        if let Ok(p) = Ipv4Packet::new_checked_header(d) {
+            let _ = (
+                p.options(),
+                p.payload(),
+                p.verify_checksum(),
+                p.frag_offset(),
+                p.ident(),
+            );
+        }
+        if let Ok(p) = Ipv4Packet::new_checked(d) {
+            let _ = Ipv4Repr::parse(&p);
+        }
+        if let Ok(p) = Ipv6Packet::new_checked_header(d) {
+            let _ = (p.payload(), p.ext_headers(), Ipv6Repr::parse(&p));
+        }
+        if let Ok(p) = TcpPacket::new_checked(d) {
+            let _ = (
+                TcpRepr::parse(&p),
+                p.options(),
+                p.payload(),
+                p.verify_checksum(0),
+            );
+        }
+        if let Ok(p) = UdpPacket::new_checked_header(d) {
+            let _ = (p.payload(), p.verify_checksum(0), UdpRepr::parse(&p));
+        }
+        if let Ok(p) = SctpPacket::new_checked(d) {
+            let _ = (p.verify_checksum(), p.payload());
+        }
+        if let Ok(p) = Icmpv4Packet::new_checked(d) {
+            let _ = (Icmpv4Repr::parse(&p), p.payload(), p.rest_of_header());
+        }
+        if let Ok(p) = Icmpv6Packet::new_checked(d) {
+            let _ = (Icmpv6Repr::parse(&p, 0), p.body());
+        }
+        if let Ok(p) = NdPacket::new_checked(d) {
+            let _ = (p.ll_addr(), p.option_iter().count(), p.target_addr());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn views_never_panic(d in proptest::collection::vec(any::<u8>(), 0..128)) {
+            for i in 0..d.len().min(16) {
+                touch_all(&d[i..]);
+            }
+            let w = ExtHeaderWalk::walk(d.first().copied().unwrap_or(0), &d);
+            prop_assert!(w.offset <= d.len());
+        }
+
+        /// Setters on random buffers never panic and never change the length.
+        #[test]
+        fn setters_never_panic(mut d in proptest::collection::vec(any::<u8>(), 0..80), v in any::<u32>()) {
+            let n = d.len();
+            if let Ok(mut p) = Ipv4Packet::new_checked_header(&mut d[..]) {
+                p.set_ttl(v as u8);
+                p.fill_checksum();
+                prop_assert!(p.verify_checksum());
+                p.payload_mut().fill(0);
+            }
+            if let Ok(mut p) = UdpPacket::new_checked_header(&mut d[..]) {
+                p.set_len(v as u16);
+                p.payload_mut().fill(1);
+                p.fill_checksum(v as u16);
+            }
+            if let Ok(mut p) = Ipv6Packet::new_checked_header(&mut d[..]) {
+                p.set_flow_label(v);
+                p.payload_mut().fill(2);
+            }
+            prop_assert_eq!(d.len(), n);
+        }
+
+        /// RFC 1624 incremental update agrees with a full recompute for any data and any
+        /// change of any aligned run of bytes.
+        #[test]
+        fn incremental_checksum_matches_full(
+            mut d in proptest::collection::vec(any::<u8>(), 4..64),
+            at in 0usize..32,
+            new in proptest::collection::vec(any::<u8>(), 1..17),
+        ) {
+            // Checksum at 0..2, data after it; patch an even-aligned, even-length run.
+            d[0] = 0;
+            d[1] = 0;
+            let c = checksum::checksum(&d);
+            d[..2].copy_from_slice(&c.to_be_bytes());
+            let at = (2 + at) & !1;
+            let len = new.len() & !1;
+            prop_assume!(len > 0 && at + len <= d.len());
+            let old: Vec<u8> = d[at..at + len].to_vec();
+            d[at..at + len].copy_from_slice(&new[..len]);
+            let inc = checksum::update(c, &old, &new[..len]);
+            d[..2].copy_from_slice(&inc.to_be_bytes());
+            prop_assert!(checksum::verify(0, &d));
+            d[..2].fill(0);
+            let full = checksum::checksum(&d);
+            // One's complement has two zeros; both verify.
+            prop_assert!(inc == full || (inc ^ full == 0xffff && (inc == 0 || full == 0)));
+        }
+
+        #[test]
+        fn ipv4_repr_round_trip(
+            src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), proto in any::<u8>(),
+            len in 0usize..1400, ttl in any::<u8>(), tos in any::<u8>(), ident in any::<u16>(),
+            df in any::<bool>(), mf in any::<bool>(), off in 0u16..8192,
+        ) {
+            let r = Ipv4Repr {
+                src_addr: src, dst_addr: dst, next_header: proto, payload_len: len, ttl, tos,
+                ident, dont_frag: df, more_frags: mf, frag_offset: off << 3,
+            };
+            let mut b = alloc::vec![0u8; 20 + len];
+            r.emit_into(&mut b).unwrap();
+            let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+            prop_assert_eq!(Ipv4Repr::parse(&p), Ok(r));
+        }
+
+        #[test]
+        fn tcp_udp_repr_round_trip(sp in any::<u16>(), dp in any::<u16>(), seq in any::<u32>(),
+                                   ack in any::<u32>(), flags in 0u16..0x200, win in any::<u16>()) {
+            let t = TcpRepr { src_port: sp, dst_port: dp, seq_number: seq, ack_number: ack, flags, window_len: win };
+            let mut b = [0u8; 20];
+            t.emit_into(&mut b).unwrap();
+            prop_assert_eq!(TcpRepr::parse(&TcpPacket::new_checked(&b[..]).unwrap()), Ok(t));
+            let u = UdpRepr { src_port: sp, dst_port: dp };
+            let mut b = [0u8; 8];
+            u.emit_into(&mut b, 0).unwrap();
+            prop_assert_eq!(UdpRepr::parse(&UdpPacket::new_checked(&b[..]).unwrap()), Ok(u));
+        }
+    }
+}
