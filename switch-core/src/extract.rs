@@ -17,6 +17,10 @@
 //! - `ipv6_exthdr` has the OpenFlow `OFPIEH_*` bits of the headers seen, up to where the chain
 //!   ends or is cut short;
 //! - a non-first fragment (IPv4 or IPv6) has no L4 fields and `PacketInfo::l4 == None`;
+//! - unlike Open vSwitch, an IP packet whose length field runs past the end of the frame (a
+//!   truncated capture, a packet-in cut to `max_len`) keeps the fields that are present, with
+//!   `TRUNCATED` set; the L4 parsers see the IP payload up to the length field or the frame's
+//!   end, whichever comes first (Ethernet padding after a short IP packet is ignored);
 //! - ARP fields are filled only for Ethernet/IPv4 ARP;
 //! - ND target/SLL/TLL only for NS/NA with code 0; a malformed option list zeroes all three.
 
