@@ -19,6 +19,8 @@ pub const MAX_GROUP_CHAIN: usize = 8;
 /// Default limits.
 pub const DEFAULT_MAX_GROUPS: usize = 65536;
 pub const DEFAULT_MAX_BUCKETS: usize = 1024;
+/// Most bucket liveness checks one group decision makes (see `bucket_live`).
+pub const LIVENESS_BUDGET: u32 = 4096;
 
 /// `ofp_group_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,8 +147,6 @@ pub struct Group {
     pub packets: Cell<u64>,
     pub bytes: Cell<u64>,
     pub created_ms: u64,
-    /// Sum of the select weights (0 for other types).
-    total_weight: u32,
 }
 
 /// Group statistics (`ofp_group_stats`, with the flow reference count filled by the pipeline).
@@ -312,7 +312,7 @@ impl GroupTable {
         Some(max)
     }
 
-    fn validate(&self, gm: &GroupMod) -> Result<u32, OfpError> {
+    fn validate(&self, gm: &GroupMod) -> Result<(), OfpError> {
         if gm.group_id > OFPG_MAX {
             return Err(OfpError::GROUP_MOD_FAILED_INVALID_GROUP);
         }
@@ -322,11 +322,10 @@ impl GroupTable {
         if gm.group_type == GroupType::Indirect && gm.buckets.len() != 1 {
             return Err(OfpError::GROUP_MOD_FAILED_BAD_BUCKET);
         }
-        let mut total_weight = 0u32;
         for b in &gm.buckets {
             let watches = b.watch_port != OFPP_ANY || b.watch_group != OFPG_ANY;
             match gm.group_type {
-                GroupType::Select => total_weight += b.weight as u32,
+                GroupType::Select => {}
                 _ if b.weight != 0 => return Err(OfpError::GROUP_MOD_FAILED_WEIGHT_UNSUPPORTED),
                 _ => {}
             }
@@ -361,11 +360,11 @@ impl GroupTable {
         match self.chain_depth(gm.group_id, &gm.buckets) {
             None => Err(OfpError::GROUP_MOD_FAILED_LOOP),
             Some(d) if d > MAX_GROUP_CHAIN => Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED),
-            Some(_) => Ok(total_weight),
+            Some(_) => Ok(()),
         }
     }
 
-    fn build(gm: &GroupMod, total_weight: u32, now_ms: u64) -> Group {
+    fn build(gm: &GroupMod, now_ms: u64) -> Group {
         Group {
             id: gm.group_id,
             group_type: gm.group_type,
@@ -378,7 +377,6 @@ impl GroupTable {
             packets: Cell::new(0),
             bytes: Cell::new(0),
             created_ms: now_ms,
-            total_weight,
         }
     }
 
@@ -387,11 +385,11 @@ impl GroupTable {
         if gm.group_id <= OFPG_MAX && self.groups.contains_key(&gm.group_id) {
             return Err(OfpError::GROUP_MOD_FAILED_GROUP_EXISTS);
         }
-        let w = self.validate(gm)?;
+        self.validate(gm)?;
         if self.groups.len() >= self.max_groups {
             return Err(OfpError::GROUP_MOD_FAILED_OUT_OF_GROUPS);
         }
-        self.groups.insert(gm.group_id, Self::build(gm, w, now_ms));
+        self.groups.insert(gm.group_id, Self::build(gm, now_ms));
         self.generation += 1;
         Ok(())
     }
@@ -405,9 +403,9 @@ impl GroupTable {
             return Err(OfpError::GROUP_MOD_FAILED_UNKNOWN_GROUP);
         };
         let created = old.created_ms;
-        let w = self.validate(gm)?;
+        self.validate(gm)?;
         let _ = now_ms;
-        self.groups.insert(gm.group_id, Self::build(gm, w, created));
+        self.groups.insert(gm.group_id, Self::build(gm, created));
         self.generation += 1;
         Ok(())
     }
@@ -437,8 +435,13 @@ impl GroupTable {
         Ok(alloc::vec![id])
     }
 
-    /// Whether a group is live: it exists and (fast-failover) has a live bucket.
-    pub fn group_live(&self, id: u32, ports: &PortTable, depth: usize) -> bool {
+    /// Whether a group is live: it exists and (fast-failover, select) has a live bucket.
+    pub fn group_live(&self, id: u32, ports: &PortTable) -> bool {
+        let mut budget = LIVENESS_BUDGET;
+        self.group_live_in(id, ports, 0, &mut budget)
+    }
+
+    fn group_live_in(&self, id: u32, ports: &PortTable, depth: usize, budget: &mut u32) -> bool {
         let Some(g) = self.groups.get(&id) else {
             return false;
         };
@@ -449,15 +452,33 @@ impl GroupTable {
             GroupType::FastFailover | GroupType::Select => g
                 .buckets
                 .iter()
-                .any(|b| self.bucket_live(b, ports, depth + 1)),
+                .any(|b| self.bucket_live_in(b, ports, depth + 1, budget)),
             _ => true,
         }
     }
 
     /// Whether a bucket is live: its watched port is live and its watched group is live.
-    pub fn bucket_live(&self, b: &Bucket, ports: &PortTable, depth: usize) -> bool {
+    pub fn bucket_live(&self, b: &Bucket, ports: &PortTable) -> bool {
+        let mut budget = LIVENESS_BUDGET;
+        self.bucket_live_in(b, ports, 0, &mut budget)
+    }
+
+    fn bucket_live_in(
+        &self,
+        b: &Bucket,
+        ports: &PortTable,
+        depth: usize,
+        budget: &mut u32,
+    ) -> bool {
+        // Watch-group chains could make this exponential in their depth: a budget bounds the
+        // work of one decision (a bucket beyond it counts as dead).
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         (b.watch_port == OFPP_ANY || ports.get(b.watch_port).is_some_and(|p| p.is_live()))
-            && (b.watch_group == OFPG_ANY || self.group_live(b.watch_group, ports, depth))
+            && (b.watch_group == OFPG_ANY
+                || self.group_live_in(b.watch_group, ports, depth, budget))
     }
 
     /// The buckets a packet with `key` goes through: `f(index, is_last)` for each, in order.
@@ -493,24 +514,32 @@ impl GroupTable {
         match g.group_type {
             GroupType::All => None,
             GroupType::Indirect => (!g.buckets.is_empty()).then_some(0),
-            GroupType::FastFailover => g.buckets.iter().position(|b| self.bucket_live(b, ports, 0)),
+            GroupType::FastFailover => {
+                let mut budget = LIVENESS_BUDGET;
+                g.buckets
+                    .iter()
+                    .position(|b| self.bucket_live_in(b, ports, 0, &mut budget))
+            }
             GroupType::Select => {
-                let live = |b: &Bucket| b.weight > 0 && self.bucket_live(b, ports, 0);
-                let total: u64 = if g.buckets.iter().all(|b| b.weight == 0 || live(b)) {
-                    g.total_weight as u64
-                } else {
-                    g.buckets
-                        .iter()
-                        .filter(|b| live(b))
-                        .map(|b| b.weight as u64)
-                        .sum()
+                // Two passes over the buckets in the same order with the same budget see the
+                // same liveness.
+                let live = |b: &Bucket, budget: &mut u32| {
+                    b.weight > 0 && self.bucket_live_in(b, ports, 0, budget)
                 };
+                let mut budget = LIVENESS_BUDGET;
+                let total: u64 = g
+                    .buckets
+                    .iter()
+                    .filter(|b| live(b, &mut budget))
+                    .map(|b| b.weight as u64)
+                    .sum();
                 if total == 0 {
                     return None;
                 }
                 let mut point = flow_hash(key, wc) % total;
+                let mut budget = LIVENESS_BUDGET;
                 for (i, b) in g.buckets.iter().enumerate() {
-                    if !live(b) {
+                    if !live(b, &mut budget) {
                         continue;
                     }
                     if point < b.weight as u64 {
@@ -809,7 +838,41 @@ mod tests {
             None,
             "watched group has no live bucket"
         );
-        assert!(!t.group_live(1, &ports, 0));
+        assert!(!t.group_live(1, &ports));
         assert!(t.is_referenced(1));
+    }
+
+    #[test]
+    fn watch_group_fan_out_is_bounded() {
+        // G1 <- G2 <- ... <- G8, each with many buckets all watching the previous group, whose
+        // only port is down: an unbounded evaluation would take buckets^depth steps.
+        let mut ports = PortTable::new();
+        ports.add(Port::new(1, "p", [0, 0, 0, 0, 0, 1])).unwrap();
+        ports.set_link(1, false).unwrap();
+        let mut t = GroupTable::new();
+        add(
+            &mut t,
+            GroupType::FastFailover,
+            1,
+            vec![Bucket::watching(1, out(1))],
+        )
+        .unwrap();
+        for id in 2..=8u32 {
+            let mut b = Bucket::new(out(1));
+            b.watch_group = id - 1;
+            add(&mut t, GroupType::FastFailover, id, vec![b; 64]).unwrap();
+        }
+        assert!(!t.group_live(8, &ports));
+        let g = t.get(8).unwrap();
+        assert_eq!(
+            t.select_bucket(g, &FlowKey::ZERO, &mut FlowKey::default(), &ports),
+            None
+        );
+        ports.set_link(1, true).unwrap();
+        assert!(t.group_live(8, &ports));
+        assert_eq!(
+            t.select_bucket(g, &FlowKey::ZERO, &mut FlowKey::default(), &ports),
+            Some(0)
+        );
     }
 }

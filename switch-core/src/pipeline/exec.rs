@@ -286,23 +286,35 @@ impl<'b, 'a> Xlate<'b, 'a> {
             Action::Output { port, max_len } => self.output(port, max_len, key, frame, depth),
             Action::Group(g) => self.group(g, key, frame, depth, last),
             Action::SetField { field, value } => {
-                self.sink.event(XlateEvent::SetField { field, value });
-                rewrite::set_field(frame, field, value);
-                key.set(field, value);
+                // Whether the packet has the header to rewrite depends on its structure: the
+                // megaflow must pin that structure down.
+                self.wc.set_exact(Field::EthType);
+                match field {
+                    Field::VlanVid | Field::VlanPcp => self.wc.set_exact(Field::VlanVid),
+                    Field::EthDst | Field::EthSrc | Field::EthType | Field::TunnelId => {}
+                    _ => self.wc.set_exact(Field::IpProto),
+                }
+                // OpenFlow: a set-field on a packet without the header does nothing, to the
+                // bytes and to what later tables see.
+                if rewrite::set_field(frame, field, value) {
+                    key.set(field, value);
+                }
             }
             Action::PushVlan(tpid) => {
-                self.sink.event(XlateEvent::PushVlan(tpid));
                 self.wc.set_exact(Field::VlanVid);
-                rewrite::push_vlan(frame, tpid);
-                let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
-                key.set(Field::VlanVid, vid as u128);
+                if rewrite::push_vlan(frame, tpid) {
+                    let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
+                    key.set(Field::VlanVid, vid as u128);
+                }
             }
             Action::PopVlan => {
-                self.sink.event(XlateEvent::PopVlan);
-                rewrite::pop_vlan(frame);
-                // An inner tag, if any, is not in the key: the packet counts as untagged.
-                key.set(Field::VlanVid, 0);
-                key.set(Field::VlanPcp, 0);
+                self.wc.set_exact(Field::VlanVid);
+                if rewrite::pop_vlan(frame) {
+                    // An inner tag, if any, is not in the key (it holds one tag): the packet
+                    // counts as untagged from here on.
+                    key.set(Field::VlanVid, 0);
+                    key.set(Field::VlanPcp, 0);
+                }
             }
             Action::SetQueue(q) => self.queue = Some(q),
             Action::DecNwTtl => {
@@ -374,7 +386,11 @@ impl<'b, 'a> Xlate<'b, 'a> {
     ) {
         let ports = self.env.ports;
         match port {
-            OFPP_IN_PORT => self.emit(self.in_port, frame),
+            OFPP_IN_PORT => {
+                if ports.get(self.in_port).is_some_and(|p| p.can_forward()) {
+                    self.emit(self.in_port, frame);
+                }
+            }
             OFPP_TABLE => {
                 if self.packet_out && depth < MAX_DEPTH {
                     self.with_copy(key, frame, depth, |x, k, f| {
