@@ -170,17 +170,15 @@ unsafe extern "C" {
 
 /// Physical range occupied by the kernel image (code, data, bss, boot stack, boot page tables).
 pub fn kernel_range() -> (u64, u64) {
-    // SAFETY: linker-provided symbols; only their addresses are used.
-    unsafe {
-        (
-            core::ptr::addr_of!(__kernel_start) as u64,
-            core::ptr::addr_of!(__kernel_end) as u64,
-        )
-    }
+    // Linker-provided symbols; only their addresses are used.
+    (
+        core::ptr::addr_of!(__kernel_start) as u64,
+        core::ptr::addr_of!(__kernel_end) as u64,
+    )
 }
 
 /// Lowest address of the boot stack (for the stack-overflow guard check in fault reports).
 pub fn stack_bottom() -> u64 {
-    // SAFETY: linker-provided symbol; only its address is used.
-    unsafe { core::ptr::addr_of!(boot_stack_bottom) as u64 }
+    // Linker-provided symbol; only its address is used.
+    core::ptr::addr_of!(boot_stack_bottom) as u64
 }

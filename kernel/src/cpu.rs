@@ -69,13 +69,11 @@ static IDT: Once<Idt> = Once::new();
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        // SAFETY: the IST stacks are used only by the CPU on the corresponding exceptions.
-        unsafe {
-            let df = core::ptr::addr_of!(DF_STACK) as u64 + IST_STACK_SIZE as u64;
-            let nmi = core::ptr::addr_of!(NMI_STACK) as u64 + IST_STACK_SIZE as u64;
-            tss.interrupt_stack_table[IST_DOUBLE_FAULT] = VirtAddr::new(df);
-            tss.interrupt_stack_table[IST_NMI] = VirtAddr::new(nmi);
-        }
+        // The IST stacks are used only by the CPU on the corresponding exceptions.
+        let df = core::ptr::addr_of!(DF_STACK) as u64 + IST_STACK_SIZE as u64;
+        let nmi = core::ptr::addr_of!(NMI_STACK) as u64 + IST_STACK_SIZE as u64;
+        tss.interrupt_stack_table[IST_DOUBLE_FAULT] = VirtAddr::new(df);
+        tss.interrupt_stack_table[IST_NMI] = VirtAddr::new(nmi);
         tss
     });
     let (gdt, code, data, tss_sel) = GDT.call_once(|| {

@@ -13,6 +13,7 @@ mod dma;
 mod exit;
 mod logger;
 mod memory;
+mod mgmt_port;
 mod serial;
 mod time;
 
@@ -155,9 +156,11 @@ fn bring_up_bridge(
     if settings.mgmt_nic.is_some() && mgmt.is_none() {
         log::warn!("mgmt.nic: no virtio-net at that address; no management port");
     }
-    // Buffers: a quarter of the free frames, enough for every ring plus bursts in flight.
-    let free = memory::free_bytes();
-    let bufs = ((free / 4) / 2304).clamp(256, 16384) as usize;
+    // Buffers: each port's receive ring (256) and transmit ring (256) full, plus bursts in
+    // flight; at most a quarter of the free frames.
+    let data_ports = nics.len().saturating_sub(mgmt.is_some() as usize) as u64;
+    let want = data_ports * 576 + 256;
+    let bufs = want.min(memory::free_bytes() / 4 / 2176).max(256) as usize;
     let pool = match PacketPool::new(bufs) {
         Ok(p) => p,
         Err(e) => panic!("cannot allocate the packet pool ({bufs} buffers): {e:?}"),
@@ -208,6 +211,13 @@ fn main_loop(bridge: &mut bridge::Bridge, settings: &BootSettings) -> ! {
         match serial::poll_key() {
             Some(b's') => console!("{}", bridge.stats_line()),
             Some(b'm') => console!("fdb:\n{}", bridge.normal.fdb_show(now)),
+            Some(b'h') => {
+                let (used, free) = memory::heap_usage();
+                console!(
+                    "memory: heap used {used} B, free {free} B, frames free {} B",
+                    memory::free_bytes()
+                );
+            }
             Some(b'q') => {
                 console!("{}", bridge.stats_line());
                 console!("ironflow: exit on request");

@@ -58,13 +58,11 @@ pub fn calibrate() -> Source {
 }
 
 fn cpuid_tsc_hz() -> Option<u64> {
-    // SAFETY: CPUID is always available on x86_64.
-    let max = unsafe { core::arch::x86_64::__cpuid(0) }.eax;
+    let max = core::arch::x86_64::__cpuid(0).eax;
     if max < 0x15 {
         return None;
     }
-    // SAFETY: leaf 0x15 exists (checked above).
-    let r = unsafe { core::arch::x86_64::__cpuid(0x15) };
+    let r = core::arch::x86_64::__cpuid(0x15);
     (r.eax != 0 && r.ebx != 0 && r.ecx != 0).then(|| r.ecx as u64 * r.ebx as u64 / r.eax as u64)
 }
 
