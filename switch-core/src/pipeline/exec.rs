@@ -286,6 +286,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
             Action::Output { port, max_len } => self.output(port, max_len, key, frame, depth),
             Action::Group(g) => self.group(g, key, frame, depth, last),
             Action::SetField { field, value } => {
+                self.sink.event(XlateEvent::SetField { field, value });
                 // Whether the packet has the header to rewrite depends on its structure: the
                 // megaflow must pin that structure down.
                 self.wc.set_exact(Field::EthType);
@@ -301,6 +302,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 }
             }
             Action::PushVlan(tpid) => {
+                self.sink.event(XlateEvent::PushVlan(tpid));
                 self.wc.set_exact(Field::VlanVid);
                 if rewrite::push_vlan(frame, tpid) {
                     let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
@@ -308,6 +310,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 }
             }
             Action::PopVlan => {
+                self.sink.event(XlateEvent::PopVlan);
                 self.wc.set_exact(Field::VlanVid);
                 if rewrite::pop_vlan(frame) {
                     // An inner tag, if any, is not in the key (it holds one tag): the packet
