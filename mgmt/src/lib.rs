@@ -7,5 +7,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod agent;
 pub mod cmdline;
+pub mod netif;
 pub mod openflow;

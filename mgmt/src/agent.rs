@@ -1,0 +1,777 @@
+//! The OpenFlow agent of one bridge (Open vSwitch's `connmgr` plus the `ofproto` request
+//! handlers): it owns the OpenFlow connections (each a `Session` with its role, async filters
+//! and send queue), applies every request to the bridge's pipeline, ports and meters, answers
+//! it, and sends the asynchronous messages (packet-in, flow-removed, port-status) to the
+//! connections that want them. It also implements the fail modes.
+//!
+//! The agent does not own the bridge: every call that touches it takes a [`BridgeCtx`] of
+//! borrows, so the kernel keeps its bridge where it is. It does not own sockets either: it is a
+//! [`StreamHandler`] (through [`OfAgent::streams`]) that the management port's TCP glue
+//! (`crate::netif`) feeds; the host tests feed it byte vectors directly.
+//!
+//! Everything is applied synchronously: when a request's bytes have been received, its effect is
+//! in the pipeline, so a barrier is answered at once.
+
+mod handle;
+mod meters;
+mod packet_in;
+mod ports;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use switch_core::action::{Action as CoreAction, Instructions};
+use switch_core::flow_match::Match as CoreMatch;
+use switch_core::normal::NormalSwitch;
+use switch_core::pipeline::{FlowMod as CoreFlowMod, FlowModCommand, OutputSink, Pipeline};
+use switch_core::port::{OFPP_NORMAL, PortConfig, PortTable};
+use switch_core::table::{FlowModFlags, FlowRemoved as CoreFlowRemoved};
+
+use crate::netif::stream::{ConnKind, StreamHandler};
+use crate::openflow::header::{Framer, Header};
+use crate::openflow::message::{
+    FlowRemoved, Message, OFPCR_ROLE_MASTER, OFPCR_ROLE_SLAVE, PortStatus, ofpt,
+};
+use crate::openflow::multipart::SwitchDesc;
+use crate::openflow::port::PortDesc;
+use crate::openflow::session::{Session, SessionConfig, SessionEvent, SwitchInfo};
+use crate::openflow::{OFP10, OFP13};
+
+pub use meters::{MAX_BANDS, Meter, MeterTable};
+pub use packet_in::PacketInQueue;
+pub use ports::{datapath_id_from_ports, port_desc, port_stats};
+
+/// What the bridge does while no controller is connected (`fail_mode` in Open vSwitch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Keep the flows, add nothing: packets the flows do not handle are dropped.
+    Secure,
+    /// After `fail_open_delay_ms` without a controller, forward like a learning switch (a
+    /// priority-0 `actions=NORMAL` flow in table 0) until a controller connects.
+    Standalone,
+}
+
+/// The cookie of the flow the agent installs in standalone mode while no controller is
+/// connected (so that it can find and remove exactly that flow).
+pub const FAIL_OPEN_COOKIE: u64 = 0x6972_6f6e_6661_696c; // "ironfail"
+
+/// Agent settings.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub fail_mode: FailMode,
+    /// Whether active controller targets are configured (`controller=tcp:...`). Without them
+    /// the bridge is a plain NORMAL switch (in standalone mode) as in Open vSwitch: the
+    /// visible `priority=0 actions=NORMAL` flow is installed once, on the first poll.
+    pub has_controllers: bool,
+    /// Time without any controller connection before standalone mode falls back to NORMAL
+    /// (Open vSwitch: three probe intervals).
+    pub fail_open_delay_ms: u64,
+    /// A fixed datapath id; `None` = from the lowest data-port MAC, as Open vSwitch does.
+    pub datapath_id: Option<u64>,
+    pub serial_num: String,
+    pub dp_desc: String,
+    /// Echo keep-alive of every session (see `SessionConfig`).
+    pub echo_interval_ms: u64,
+    pub echo_timeout_ms: u64,
+    /// Most OpenFlow connections at once (further ones are refused).
+    pub max_connections: usize,
+    /// Packet-ins waiting for delivery; more are dropped (and counted).
+    pub packet_in_queue: usize,
+    /// A connection whose send queue is longer than this gets no packet-ins (they are dropped).
+    pub packet_in_backlog: usize,
+    /// A connection whose send queue is longer than this is not read from until it drains.
+    pub pause_backlog: usize,
+    /// A connection whose send queue grows past this with asynchronous messages is closed.
+    pub max_backlog: usize,
+    pub max_meters: u32,
+    /// Whether passive (`ptcp:`) connections get asynchronous messages without asking. Open
+    /// vSwitch: no, until they set a non-zero `miss_send_len` with `SET_CONFIG`.
+    pub passive_async: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            fail_mode: FailMode::Standalone,
+            has_controllers: false,
+            fail_open_delay_ms: 15_000,
+            datapath_id: None,
+            serial_num: String::from("None"),
+            dp_desc: String::from("None"),
+            echo_interval_ms: 5_000,
+            echo_timeout_ms: 10_000,
+            max_connections: 16,
+            packet_in_queue: 256,
+            packet_in_backlog: 64 * 1024,
+            pause_backlog: 256 * 1024,
+            max_backlog: 4 * 1024 * 1024,
+            max_meters: 1024,
+            passive_async: false,
+        }
+    }
+}
+
+/// The parts of the bridge the agent works on, borrowed for one call.
+pub struct BridgeCtx<'a> {
+    pub pipeline: &'a mut Pipeline,
+    pub ports: &'a mut PortTable,
+    pub normal: &'a mut NormalSwitch,
+    /// Where packet-out outputs go (the same kind of sink the forwarding loop uses). Its
+    /// `controller` method is not called by the agent: packet-ins of a packet-out are queued
+    /// by the agent itself.
+    pub sink: &'a mut dyn OutputSink,
+    pub now_ms: u64,
+}
+
+/// Counters for the console and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    pub connections_opened: u64,
+    pub connections_refused: u64,
+    pub requests: u64,
+    pub errors_sent: u64,
+    pub packet_ins_sent: u64,
+    /// Packet-ins not sent to a connection because its send queue was too long.
+    pub packet_ins_backlogged: u64,
+    pub flow_removed_sent: u64,
+    pub port_status_sent: u64,
+    pub closed_for_backlog: u64,
+}
+
+/// One OpenFlow connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub id: u32,
+    pub kind: ConnKind,
+    pub session: Session,
+    /// Bytes for the peer: `out[head..]`.
+    out: Vec<u8>,
+    head: usize,
+    /// The agent wants the transport to close this connection.
+    pub closing: bool,
+    /// Passive connections: asynchronous messages enabled by a `SET_CONFIG` with a non-zero
+    /// `miss_send_len` (seen by following the stream's framing next to the session's).
+    async_enabled: bool,
+    watch: Option<Framer>,
+}
+
+impl Conn {
+    fn backlog(&self) -> usize {
+        self.out.len() - self.head
+    }
+
+    /// Moves the session's output into the send queue.
+    fn pull(&mut self) {
+        if !self.session.has_output() {
+            return;
+        }
+        let o = self.session.poll_output();
+        if self.backlog() == 0 {
+            self.out = o;
+            self.head = 0;
+        } else {
+            self.out.extend_from_slice(&o);
+        }
+    }
+
+    fn is_controller(&self) -> bool {
+        matches!(self.kind, ConnKind::Active { .. })
+    }
+
+    /// Whether asynchronous messages may go to this connection at all.
+    fn gets_async(&self, passive_async: bool) -> bool {
+        self.session.is_connected()
+            && !self.closing
+            && (self.is_controller() || passive_async || self.async_enabled)
+    }
+
+    /// Follows the framing of received bytes to spot `SET_CONFIG` (passive connections only).
+    fn watch(&mut self, data: &[u8]) {
+        let Some(f) = self.watch.as_mut() else {
+            return;
+        };
+        f.push(data);
+        while let Some(m) = f.next_message() {
+            let Ok(m) = m else {
+                self.watch = None;
+                return;
+            };
+            if let Some(h) = Header::parse_prefix(&m) {
+                if h.msg_type == ofpt::SET_CONFIG && m.len() >= 12 {
+                    self.async_enabled = u16::from_be_bytes([m[10], m[11]]) != 0;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FailOpen {
+    /// Not falling back (a controller is connected, secure mode, or not yet time).
+    Off,
+    /// The fail-open flow is installed; `saved` is the priority-0 catch-all entry it replaced.
+    On { saved: Option<SavedFlow> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SavedFlow {
+    cookie: u64,
+    flags: FlowModFlags,
+    idle_timeout: u16,
+    hard_timeout: u16,
+    instructions: Instructions,
+}
+
+/// The OpenFlow side of one bridge.
+pub struct OfAgent {
+    config: AgentConfig,
+    conns: Vec<Conn>,
+    next_id: u32,
+    meters: MeterTable,
+    packet_ins: PacketInQueue,
+    /// Port descriptions as last announced (sorted by port number).
+    ports_seen: Vec<PortDesc>,
+    ports_generation: Option<u64>,
+    info: SwitchInfo,
+    /// Role election generation id (`None` until a master/slave request set one).
+    role_generation: Option<u64>,
+    /// When a controller connection was last up (or the agent started).
+    last_controller_ms: u64,
+    fail_open: FailOpen,
+    started: bool,
+    stats: AgentStats,
+}
+
+/// The agent together with a bridge: the [`StreamHandler`] the management port's TCP glue
+/// drives.
+pub struct AgentStreams<'s, 'b> {
+    pub agent: &'s mut OfAgent,
+    pub ctx: &'s mut BridgeCtx<'b>,
+}
+
+impl OfAgent {
+    /// A new agent at time `now_ms` (the fail-open timer starts here).
+    pub fn new(config: AgentConfig, now_ms: u64) -> OfAgent {
+        let info = SwitchInfo {
+            datapath_id: config.datapath_id.unwrap_or(0),
+            n_buffers: 0,
+            n_tables: 1,
+            desc: SwitchDesc {
+                mfr_desc: String::from("ironflow project"),
+                hw_desc: String::from("ironflow appliance"),
+                sw_desc: String::from(env!("CARGO_PKG_VERSION")),
+                serial_num: config.serial_num.clone(),
+                dp_desc: config.dp_desc.clone(),
+            },
+            ..SwitchInfo::default()
+        };
+        OfAgent {
+            meters: MeterTable::new(config.max_meters),
+            packet_ins: PacketInQueue::new(config.packet_in_queue),
+            config,
+            conns: Vec::new(),
+            next_id: 1,
+            ports_seen: Vec::new(),
+            ports_generation: None,
+            info,
+            role_generation: None,
+            last_controller_ms: now_ms,
+            fail_open: FailOpen::Off,
+            started: false,
+            stats: AgentStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> AgentStats {
+        self.stats
+    }
+
+    /// The meter table (the pipeline's `MeterHook`: pass it in `Env::meters`).
+    pub fn meters(&mut self) -> &mut MeterTable {
+        &mut self.meters
+    }
+
+    /// The packet-in queue (fill it from `OutputSink::controller`).
+    pub fn packet_ins(&mut self) -> &mut PacketInQueue {
+        &mut self.packet_ins
+    }
+
+    /// Both datapath hooks at once, for one `Pipeline::process` call.
+    pub fn datapath_hooks(&mut self) -> (&mut MeterTable, &mut PacketInQueue) {
+        (&mut self.meters, &mut self.packet_ins)
+    }
+
+    /// The datapath id announced in features replies.
+    pub fn datapath_id(&self) -> u64 {
+        self.info.datapath_id
+    }
+
+    /// Whether the standalone fallback is in force (the fail-open flow is installed).
+    pub fn is_fail_open(&self) -> bool {
+        matches!(self.fail_open, FailOpen::On { .. })
+    }
+
+    /// Whether a controller connection is up (negotiated).
+    pub fn controller_connected(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.is_controller() && c.session.is_connected())
+    }
+
+    /// Number of open connections (of any kind).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The negotiated version of connection `id`, once connected.
+    pub fn connection_version(&self, id: u32) -> Option<u8> {
+        self.conn(id)?.session.version()
+    }
+
+    /// The role of connection `id` (`OFPCR_ROLE_*`).
+    pub fn connection_role(&self, id: u32) -> Option<u32> {
+        Some(self.conn(id)?.session.role())
+    }
+
+    /// Whether the kernel should send a table-miss packet-in for packets the pipeline dropped
+    /// on a miss (`Outcome::table_miss_drop`): true while an OpenFlow 1.0 connection that gets
+    /// asynchronous messages is up, as Open vSwitch does (1.0's table miss goes to the
+    /// controller; 1.3+ needs a table-miss flow). Use `PacketInQueue::push_miss`.
+    pub fn wants_packet_in_on_miss(&self) -> bool {
+        self.conns.iter().any(|c| {
+            c.session.version() == Some(OFP10) && c.gets_async(self.config.passive_async)
+        })
+    }
+
+    /// The agent with a bridge, as a [`StreamHandler`] for the transport.
+    pub fn streams<'s, 'b>(&'s mut self, ctx: &'s mut BridgeCtx<'b>) -> AgentStreams<'s, 'b> {
+        AgentStreams { agent: self, ctx }
+    }
+
+    fn conn(&self, id: u32) -> Option<&Conn> {
+        self.conns.iter().find(|c| c.id == id)
+    }
+
+    fn index(&self, id: u32) -> Option<usize> {
+        self.conns.iter().position(|c| c.id == id)
+    }
+
+    fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            echo_interval_ms: self.config.echo_interval_ms,
+            echo_timeout_ms: self.config.echo_timeout_ms,
+            info: self.info.clone(),
+            ..SessionConfig::default()
+        }
+    }
+
+    /// Opens a connection (its HELLO is queued). `None` if there are too many.
+    pub fn open(&mut self, ctx: &mut BridgeCtx<'_>, kind: ConnKind) -> Option<u32> {
+        if self.conns.len() >= self.config.max_connections {
+            self.stats.connections_refused += 1;
+            return None;
+        }
+        self.refresh_ports(ctx);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let passive = matches!(kind, ConnKind::Passive { .. });
+        let mut c = Conn {
+            id,
+            kind,
+            session: Session::new(self.session_config(), ctx.now_ms),
+            out: Vec::new(),
+            head: 0,
+            closing: false,
+            async_enabled: false,
+            watch: passive.then(Framer::default),
+        };
+        c.pull();
+        self.conns.push(c);
+        self.stats.connections_opened += 1;
+        log::info!("openflow: connection {id} opened ({kind:?})");
+        Some(id)
+    }
+
+    /// Bytes received on connection `id`: every complete request is applied and answered.
+    pub fn receive(&mut self, ctx: &mut BridgeCtx<'_>, id: u32, data: &[u8]) {
+        let Some(i) = self.index(id) else {
+            return;
+        };
+        self.refresh_ports(ctx);
+        let now = ctx.now_ms;
+        let c = &mut self.conns[i];
+        c.watch(data);
+        let events = c.session.on_bytes(now, data);
+        c.pull();
+        for ev in events {
+            self.on_event(ctx, i, ev);
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            c.pull();
+        }
+        // Port-mods announce themselves through the port diff.
+        self.refresh_ports(ctx);
+        self.update_activity(now);
+    }
+
+    /// The bytes waiting for the peer of `id`.
+    pub fn pending(&self, id: u32) -> &[u8] {
+        match self.conn(id) {
+            Some(c) => &c.out[c.head..],
+            None => &[],
+        }
+    }
+
+    /// `n` bytes of `pending(id)` were sent.
+    pub fn consume(&mut self, id: u32, n: usize) {
+        if let Some(i) = self.index(id) {
+            let c = &mut self.conns[i];
+            c.head = (c.head + n).min(c.out.len());
+            if c.head == c.out.len() {
+                c.out.clear();
+                c.head = 0;
+            } else if c.head > 64 * 1024 && c.head * 2 > c.out.len() {
+                c.out.drain(..c.head);
+                c.head = 0;
+            }
+        }
+    }
+
+    /// Whether connection `id` is to be closed (once its pending bytes are out).
+    pub fn wants_close(&self, id: u32) -> bool {
+        self.conn(id).is_none_or(|c| c.closing)
+    }
+
+    /// Whether the agent reads more from `id` now (its send queue is short enough).
+    pub fn can_receive(&self, id: u32) -> bool {
+        self.conn(id)
+            .is_some_and(|c| !c.closing && c.backlog() < self.config.pause_backlog)
+    }
+
+    /// The transport of `id` is gone.
+    pub fn close(&mut self, id: u32, now_ms: u64) {
+        if let Some(i) = self.index(id) {
+            let c = self.conns.remove(i);
+            if c.is_controller() && c.session.is_connected() {
+                self.last_controller_ms = now_ms;
+            }
+            log::info!("openflow: connection {id} closed");
+        }
+        self.update_activity(now_ms);
+    }
+
+    /// Timers and asynchronous messages; call every main-loop management round. Sends echo
+    /// probes, expires flows (sending flow-removed), announces port changes, delivers queued
+    /// packet-ins, and runs the fail mode.
+    pub fn poll(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let now = ctx.now_ms;
+        if !self.started {
+            self.started = true;
+            self.start(ctx);
+        }
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if let Some(SessionEvent::Disconnect(why)) = c.session.tick(now) {
+                log::info!("openflow: connection {}: {why:?}", c.id);
+                c.closing = true;
+            }
+            c.pull();
+        }
+        let removed = ctx.pipeline.expire(now);
+        self.flows_removed(&removed);
+        self.refresh_ports(ctx);
+        self.deliver_packet_ins(ctx);
+        self.update_activity(now);
+        self.run_fail_mode(ctx);
+    }
+
+    /// Announces flows removed outside the agent (flow-removed to the controllers that asked).
+    pub fn flows_removed(&mut self, removed: &[CoreFlowRemoved]) {
+        for r in removed.iter().filter(|r| r.notify) {
+            let msg = Message::FlowRemoved(FlowRemoved::from_core(r));
+            let n = self.broadcast(2, r.reason as u8, &msg);
+            self.stats.flow_removed_sent += n as u64;
+        }
+    }
+
+    /// Sends an asynchronous message of `kind` (0 packet-in, 1 port-status, 2 flow-removed) to
+    /// every connection whose role and filters want it. Returns how many got it.
+    fn broadcast(&mut self, kind: usize, reason: u8, msg: &Message) -> usize {
+        let mut n = 0;
+        let passive_async = self.config.passive_async;
+        let max = self.config.max_backlog;
+        for c in self.conns.iter_mut() {
+            if !c.gets_async(passive_async) || !c.session.wants_async(kind, reason) {
+                continue;
+            }
+            // 1.0 has no GROUP_DELETE reason: Open vSwitch reports a delete.
+            let version = c.session.version().unwrap_or(OFP10);
+            let sent = match msg {
+                Message::FlowRemoved(fr) if version < OFP13 && fr.reason > 2 => {
+                    let mut fr = fr.clone();
+                    fr.reason = 2;
+                    c.session.send_async(&Message::FlowRemoved(fr))
+                }
+                _ => c.session.send_async(msg),
+            };
+            if let Err(e) = sent {
+                log::debug!("openflow: connection {}: cannot encode async: {e}", c.id);
+                continue;
+            }
+            c.pull();
+            n += 1;
+            if c.backlog() > max {
+                log::warn!("openflow: connection {} cannot keep up: closing", c.id);
+                c.closing = true;
+                self.stats.closed_for_backlog += 1;
+            }
+        }
+        n
+    }
+
+    fn deliver_packet_ins(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let passive_async = self.config.passive_async;
+        let limit = self.config.packet_in_backlog;
+        while let Some(q) = self.packet_ins.pop() {
+            let in_port = q.msg.in_port();
+            if ctx
+                .ports
+                .get(in_port)
+                .is_some_and(|p| p.config().contains(PortConfig::NO_PACKET_IN))
+            {
+                continue;
+            }
+            for c in self.conns.iter_mut() {
+                if !c.gets_async(passive_async) || !c.session.wants_async(0, q.msg.reason) {
+                    continue;
+                }
+                if c.backlog() > limit {
+                    self.stats.packet_ins_backlogged += 1;
+                    continue;
+                }
+                let mut m = q.msg.clone();
+                if q.use_miss_send_len {
+                    let max = c.session.switch_config().miss_send_len;
+                    if max != 0xffff {
+                        m.data.truncate(max as usize);
+                    }
+                }
+                if c.session.send_async(&Message::PacketIn(m)).is_ok() {
+                    self.stats.packet_ins_sent += 1;
+                }
+                c.pull();
+            }
+        }
+    }
+
+    /// Recomputes whether packet-ins are wanted and when a controller was last up.
+    fn update_activity(&mut self, now: u64) {
+        let passive_async = self.config.passive_async;
+        let active = self.conns.iter().any(|c| c.gets_async(passive_async));
+        self.packet_ins.active = active;
+        if !active {
+            self.packet_ins.clear();
+        }
+        if self.controller_connected() {
+            self.last_controller_ms = now;
+        }
+    }
+
+    /// Announces port changes (add, delete, modify) since the last look, and keeps the
+    /// features (datapath id, 1.0 port list) current.
+    fn refresh_ports(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let n_tables = ctx.pipeline.n_tables();
+        if self.info.n_tables != n_tables {
+            self.info.n_tables = n_tables;
+            for c in self.conns.iter_mut() {
+                c.session.info_mut().n_tables = n_tables;
+            }
+        }
+        let generation = ctx.ports.generation();
+        if self.ports_generation == Some(generation) {
+            return;
+        }
+        let first = self.ports_generation.is_none();
+        self.ports_generation = Some(generation);
+        ctx.normal.sync_ports(ctx.ports);
+        let now: Vec<PortDesc> = ctx.ports.iter().map(port_desc).collect();
+        let mut changes = Vec::new();
+        if !first {
+            for p in &now {
+                match self.ports_seen.iter().find(|o| o.port_no == p.port_no) {
+                    None => changes.push((0u8, p.clone())),
+                    Some(o) if o != p => changes.push((2, p.clone())),
+                    Some(_) => {}
+                }
+            }
+            for o in &self.ports_seen {
+                if !now.iter().any(|p| p.port_no == o.port_no) {
+                    changes.push((1, o.clone()));
+                }
+            }
+        }
+        self.ports_seen = now;
+        let dpid = self
+            .config
+            .datapath_id
+            .unwrap_or_else(|| datapath_id_from_ports(ctx.ports));
+        self.info.datapath_id = dpid;
+        self.info.ports = self.ports_seen.clone();
+        for c in self.conns.iter_mut() {
+            let info = c.session.info_mut();
+            info.datapath_id = dpid;
+            info.ports = self.ports_seen.clone();
+        }
+        for (reason, desc) in changes {
+            let msg = Message::PortStatus(PortStatus { reason, desc });
+            let n = self.broadcast(1, reason, &msg);
+            self.stats.port_status_sent += n as u64;
+        }
+    }
+
+    /// First poll: the no-controller standalone bridge gets its visible NORMAL flow, as an
+    /// Open vSwitch bridge without controllers does.
+    fn start(&mut self, ctx: &mut BridgeCtx<'_>) {
+        if self.config.fail_mode == FailMode::Standalone && !self.config.has_controllers {
+            let fm = normal_flow(0);
+            if let Err(e) = ctx.pipeline.flow_mod(&fm, ctx.now_ms) {
+                log::error!("openflow: cannot install the NORMAL flow: {e:?}");
+            }
+        }
+    }
+
+    fn run_fail_mode(&mut self, ctx: &mut BridgeCtx<'_>) {
+        if self.config.fail_mode != FailMode::Standalone || !self.config.has_controllers {
+            return;
+        }
+        let now = ctx.now_ms;
+        let connected = self.controller_connected();
+        match &self.fail_open {
+            FailOpen::Off => {
+                if !connected
+                    && now.saturating_sub(self.last_controller_ms) >= self.config.fail_open_delay_ms
+                {
+                    self.enter_fail_open(ctx);
+                }
+            }
+            FailOpen::On { .. } => {
+                if connected {
+                    self.leave_fail_open(ctx);
+                }
+            }
+        }
+    }
+
+    fn enter_fail_open(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let saved = ctx
+            .pipeline
+            .entries(0)
+            .find(|(_, e)| e.priority == 0 && e.match_ == CoreMatch::ANY)
+            .map(|(_, e)| SavedFlow {
+                cookie: e.cookie,
+                flags: e.flags,
+                idle_timeout: e.idle_timeout,
+                hard_timeout: e.hard_timeout,
+                instructions: e.instructions.clone(),
+            })
+            .filter(|s| s.cookie != FAIL_OPEN_COOKIE);
+        let fm = normal_flow(FAIL_OPEN_COOKIE);
+        match ctx.pipeline.flow_mod(&fm, ctx.now_ms) {
+            Ok(_) => {
+                log::warn!("openflow: no controller: standalone mode, forwarding with NORMAL");
+                self.fail_open = FailOpen::On { saved };
+            }
+            Err(e) => log::error!("openflow: cannot install the fail-open flow: {e:?}"),
+        }
+    }
+
+    fn leave_fail_open(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let FailOpen::On { saved } = core::mem::replace(&mut self.fail_open, FailOpen::Off) else {
+            return;
+        };
+        let mut del = CoreFlowMod::delete(0, CoreMatch::ANY)
+            .with_command(FlowModCommand::DeleteStrict)
+            .with_cookie(FAIL_OPEN_COOKIE);
+        del.cookie_mask = u64::MAX;
+        del.priority = 0;
+        if let Err(e) = ctx.pipeline.flow_mod(&del, ctx.now_ms) {
+            log::error!("openflow: cannot remove the fail-open flow: {e:?}");
+        }
+        if let Some(s) = saved {
+            let restore = CoreFlowMod::add(0, 0, CoreMatch::ANY, s.instructions)
+                .with_cookie(s.cookie)
+                .with_flags(s.flags)
+                .with_timeouts(s.idle_timeout, s.hard_timeout);
+            if let Err(e) = ctx.pipeline.flow_mod(&restore, ctx.now_ms) {
+                log::warn!("openflow: cannot restore the table-0 catch-all flow: {e:?}");
+            }
+        }
+        log::info!("openflow: controller connected: leaving standalone fallback");
+    }
+
+    /// A role request from connection `i`: `Ok(role granted)` or the error.
+    fn set_role(&mut self, i: usize, role: u32, generation_id: u64) -> Result<u32, ()> {
+        if role == OFPCR_ROLE_MASTER || role == OFPCR_ROLE_SLAVE {
+            if let Some(g) = self.role_generation {
+                if (generation_id.wrapping_sub(g) as i64) < 0 {
+                    return Err(());
+                }
+            }
+            self.role_generation = Some(generation_id);
+        }
+        if role == OFPCR_ROLE_MASTER {
+            for (j, c) in self.conns.iter_mut().enumerate() {
+                if j != i && c.session.role() == OFPCR_ROLE_MASTER {
+                    c.session.set_role(OFPCR_ROLE_SLAVE);
+                }
+            }
+        }
+        let c = &mut self.conns[i];
+        c.session.set_role(role);
+        Ok(c.session.role())
+    }
+}
+
+/// `priority=0 actions=NORMAL` in table 0.
+fn normal_flow(cookie: u64) -> CoreFlowMod {
+    CoreFlowMod::add(
+        0,
+        0,
+        CoreMatch::ANY,
+        Instructions::apply(alloc::vec![CoreAction::Output {
+            port: OFPP_NORMAL,
+            max_len: 0,
+        }]),
+    )
+    .with_cookie(cookie)
+}
+
+impl StreamHandler for AgentStreams<'_, '_> {
+    fn open(&mut self, kind: ConnKind, now_ms: u64) -> Option<u32> {
+        self.ctx.now_ms = now_ms;
+        self.agent.open(self.ctx, kind)
+    }
+    fn can_receive(&self, conn: u32) -> bool {
+        self.agent.can_receive(conn)
+    }
+    fn receive(&mut self, conn: u32, data: &[u8], now_ms: u64) {
+        self.ctx.now_ms = now_ms;
+        self.agent.receive(self.ctx, conn, data)
+    }
+    fn pending(&self, conn: u32) -> &[u8] {
+        self.agent.pending(conn)
+    }
+    fn consume(&mut self, conn: u32, n: usize) {
+        self.agent.consume(conn, n)
+    }
+    fn wants_close(&self, conn: u32) -> bool {
+        self.agent.wants_close(conn)
+    }
+    fn closed(&mut self, conn: u32, now_ms: u64) {
+        self.agent.close(conn, now_ms)
+    }
+}
