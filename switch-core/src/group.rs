@@ -282,34 +282,58 @@ impl GroupTable {
         })
     }
 
-    /// Length of the longest chain starting at group `id` if its buckets were `buckets`,
-    /// or `None` if the chain comes back to `id` (a loop).
-    fn chain_depth(&self, id: u32, buckets: &[Bucket]) -> Option<usize> {
-        fn walk(t: &GroupTable, id: u32, g: u32, depth: usize) -> Option<usize> {
-            if g == id {
-                return None;
-            }
+    /// Checks the group chains the table would have if group `id` had `buckets`: no loop
+    /// (`LOOP`), none longer than [`MAX_GROUP_CHAIN`] groups (`CHAINING_UNSUPPORTED`). Linear in
+    /// the number of group references (heights are memoized), so a controller cannot make it
+    /// explode with wide chains.
+    fn check_chains(&self, id: u32, buckets: &[Bucket]) -> Result<(), OfpError> {
+        enum Mark {
+            Visiting,
+            Done(usize),
+        }
+        fn height(
+            t: &GroupTable,
+            id: u32,
+            new: &[Bucket],
+            g: u32,
+            depth: usize,
+            memo: &mut BTreeMap<u32, Mark>,
+        ) -> Result<usize, OfpError> {
             if depth > MAX_GROUP_CHAIN {
-                return Some(depth);
+                return Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED);
             }
-            let Some(grp) = t.groups.get(&g) else {
-                return Some(depth);
+            match memo.get(&g) {
+                Some(Mark::Visiting) => return Err(OfpError::GROUP_MOD_FAILED_LOOP),
+                Some(Mark::Done(h)) => return Ok(*h),
+                None => {}
+            }
+            let buckets: &[Bucket] = if g == id {
+                new
+            } else {
+                match t.groups.get(&g) {
+                    Some(grp) => &grp.buckets,
+                    None => return Ok(1),
+                }
             };
-            let mut max = depth;
-            for b in &grp.buckets {
+            memo.insert(g, Mark::Visiting);
+            let mut best = 1;
+            for b in buckets {
                 for next in b.groups() {
-                    max = max.max(walk(t, id, next, depth + 1)?);
+                    best = best.max(1 + height(t, id, new, next, depth + 1, memo)?);
                 }
             }
-            Some(max)
+            memo.insert(g, Mark::Done(best));
+            Ok(best)
         }
-        let mut max = 1;
-        for b in buckets {
-            for next in b.groups() {
-                max = max.max(walk(self, id, next, 2)?);
-            }
+        let mut memo = BTreeMap::new();
+        let mut max = height(self, id, buckets, id, 1, &mut memo)?;
+        for &g in self.groups.keys() {
+            max = max.max(height(self, id, buckets, g, 1, &mut memo)?);
         }
-        Some(max)
+        if max > MAX_GROUP_CHAIN {
+            return Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED);
+        }
+        Ok(())
     }
 
     fn validate(&self, gm: &GroupMod) -> Result<(), OfpError> {
@@ -357,11 +381,7 @@ impl GroupTable {
             };
             validate_actions(&b.actions, &Match::ANY, &ctx)?;
         }
-        match self.chain_depth(gm.group_id, &gm.buckets) {
-            None => Err(OfpError::GROUP_MOD_FAILED_LOOP),
-            Some(d) if d > MAX_GROUP_CHAIN => Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED),
-            Some(_) => Ok(()),
-        }
+        self.check_chains(gm.group_id, &gm.buckets)
     }
 
     fn build(gm: &GroupMod, now_ms: u64) -> Group {
@@ -874,5 +894,49 @@ mod tests {
             t.select_bucket(g, &FlowKey::ZERO, &mut FlowKey::default(), &ports),
             Some(0)
         );
+    }
+
+    #[test]
+    fn wide_chains_validate_fast_and_modify_cannot_lengthen_chains_past_the_limit() {
+        let mut t = GroupTable::new();
+        t.max_buckets = 512;
+        add(&mut t, GroupType::All, 1, vec![Bucket::new(out(1))]).unwrap();
+        // 2..=8 each with 512 buckets all sending to the previous group: 512^7 paths.
+        for id in 2..=MAX_GROUP_CHAIN as u32 {
+            let b = Bucket::new(vec![Action::Group(id - 1)]);
+            add(&mut t, GroupType::All, id, vec![b; 512]).unwrap();
+        }
+        // A new group on top is one too many.
+        assert_eq!(
+            add(
+                &mut t,
+                GroupType::All,
+                100,
+                vec![Bucket::new(vec![Action::Group(8)])]
+            ),
+            Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED)
+        );
+        // Group 1 (the bottom) pointing to a fresh group would lengthen every chain above it.
+        add(&mut t, GroupType::All, 50, vec![Bucket::new(out(2))]).unwrap();
+        let m = GroupMod {
+            command: GroupModCommand::Modify,
+            group_type: GroupType::All,
+            group_id: 1,
+            buckets: vec![Bucket::new(vec![Action::Group(50)])],
+        };
+        assert_eq!(
+            t.modify(&m, 0),
+            Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED)
+        );
+        // Pointing the bottom at the top is a loop.
+        let m = GroupMod {
+            buckets: vec![Bucket::new(vec![Action::Group(8)])],
+            ..m
+        };
+        assert!(matches!(
+            t.modify(&m, 0),
+            Err(OfpError::GROUP_MOD_FAILED_LOOP)
+                | Err(OfpError::GROUP_MOD_FAILED_CHAINING_UNSUPPORTED)
+        ));
     }
 }

@@ -43,7 +43,7 @@ use crate::table::{
 };
 
 pub use crate::action::Action;
-pub use exec::Outcome;
+pub use exec::{MAX_WORK, OUTCOME_ENTRIES, Outcome};
 pub(crate) use exec::{Scratch, Xlate};
 pub use rewrite::Ttl;
 

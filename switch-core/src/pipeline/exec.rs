@@ -23,6 +23,9 @@ use crate::trace::Trace;
 const MAX_DEPTH: usize = MAX_GROUP_CHAIN + 4;
 /// Bytes of headroom of scratch frames (room for pushed tags).
 const SCRATCH_HEADROOM: usize = 64;
+/// Most actions and group buckets one packet may execute: wide chains of all-groups could
+/// otherwise multiply into millions of copies (Open vSwitch has similar translation limits).
+pub const MAX_WORK: u32 = 65536;
 /// How many matched entries an [`Outcome`] remembers.
 pub const OUTCOME_ENTRIES: usize = 32;
 
@@ -42,6 +45,8 @@ pub struct Outcome {
     pub metered: bool,
     /// The IP TTL ran out.
     pub ttl_expired: bool,
+    /// The packet hit [`MAX_WORK`]; what remained was not executed.
+    pub work_exceeded: bool,
 }
 
 /// A reusable frame buffer for copies (group buckets, NORMAL's VLAN edits).
@@ -128,6 +133,8 @@ pub(crate) struct Xlate<'b, 'a> {
     pub(crate) packet_out: bool,
     in_port: PortNo,
     queue: Option<u32>,
+    /// Actions and buckets executed so far (see [`MAX_WORK`]).
+    work: u32,
     /// The entry being executed, for packet-ins.
     table_id: u8,
     cookie: u64,
@@ -164,6 +171,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
             packet_out: false,
             in_port: key.in_port(),
             queue: None,
+            work: 0,
             table_id: 0,
             cookie: 0,
             table_miss: false,
@@ -281,6 +289,9 @@ impl<'b, 'a> Xlate<'b, 'a> {
         depth: usize,
         last: bool,
     ) -> bool {
+        if !self.charge() {
+            return false;
+        }
         self.note(depth, || format!("{a}"));
         match *a {
             Action::Output { port, max_len } => self.output(port, max_len, key, frame, depth),
@@ -346,6 +357,21 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 }
             }
         }
+        true
+    }
+
+    /// Counts one unit of work; false once the packet has used up [`MAX_WORK`].
+    fn charge(&mut self) -> bool {
+        if self.work >= MAX_WORK {
+            if !self.outcome.work_exceeded {
+                self.outcome.work_exceeded = true;
+                self.note(0, || {
+                    "too much work for one packet: the rest is dropped".into()
+                });
+            }
+            return false;
+        }
+        self.work += 1;
         true
     }
 
@@ -478,6 +504,9 @@ impl<'b, 'a> Xlate<'b, 'a> {
         }
         self.sink.event(XlateEvent::Group(gid));
         let run = |x: &mut Self, i: usize, last: bool, key: &mut FlowKey, frame: &mut dyn Frame| {
+            if !x.charge() {
+                return;
+            }
             if x.count {
                 g.count_bucket(i, len);
             }

@@ -819,3 +819,43 @@ fn vlan_push_pop_and_consulted_bits() {
     assert_eq!(r.wc.get(Field::VlanVid), 0x1fff);
     assert_eq!(r.wc.get(Field::Ipv4Src), 0);
 }
+
+#[test]
+fn work_per_packet_is_bounded() {
+    // A chain of all-groups, each with 8 buckets to the next: 8^7 copies without a bound.
+    let pt = ports(2);
+    let mut p = Pipeline::default();
+    p.group_mod(
+        &GroupMod {
+            command: GroupModCommand::Add,
+            group_type: GroupType::All,
+            group_id: 1,
+            buckets: vec![Bucket::new(vec![Action::output(2)])],
+        },
+        0,
+    )
+    .unwrap();
+    for id in 2..=8u32 {
+        p.group_mod(
+            &GroupMod {
+                command: GroupModCommand::Add,
+                group_type: GroupType::All,
+                group_id: id,
+                buckets: vec![Bucket::new(vec![Action::Group(id - 1)]); 8],
+            },
+            0,
+        )
+        .unwrap();
+    }
+    add(
+        &mut p,
+        0,
+        1,
+        Match::ANY,
+        Instructions::apply(vec![Action::Group(8)]),
+    );
+    let r = run(&mut p, &pt, 1, &tcp_frame(1, 2, 3, 4, 64));
+    assert!(r.outcome.work_exceeded);
+    assert!(r.rec.out.len() < exec::MAX_WORK as usize);
+    assert!(!r.rec.out.is_empty());
+}
