@@ -17,6 +17,9 @@ use switch_core::pipeline::{
 use switch_core::port::{OFPP_ANY, PortTable};
 use switch_core::table::FlowModFlags;
 
+/// A controller request run against a pipeline.
+type Request = Box<dyn Fn(&mut Pipeline) -> Result<(), OfpError>>;
+
 struct Nowhere;
 impl OutputSink for Nowhere {
     fn output(&mut self, _: u32, _: Option<u32>, _: &[u8]) {}
@@ -81,11 +84,7 @@ fn every_error_the_pipeline_answers_with() {
     use GroupModCommand::{Add, Delete, Modify};
     use GroupType::{All, FastFailover, Indirect, Select};
     let out1 = || vec![Action::output(1)];
-    let mut cases: Vec<(
-        &str,
-        Box<dyn Fn(&mut Pipeline) -> Result<(), OfpError>>,
-        OfpError,
-    )> = vec![];
+    let mut cases: Vec<(&str, Request, OfpError)> = vec![];
     macro_rules! case {
         ($what:expr, $err:ident, $f:expr) => {
             cases.push(($what, Box::new($f), OfpError::$err));

@@ -165,7 +165,7 @@ fn build(r: &RuleSpec) -> FlowMod {
         7 => Instructions::apply(vec![Action::DecNwTtl, Action::output(port)]),
         _ => Instructions::drop(),
     };
-    if r.table < 2 && a % 3 != 0 {
+    if r.table < 2 && !a.is_multiple_of(3) {
         i.goto = Some(r.table + 1 + a % 2 * (1 - r.table.min(1)));
         i.write_metadata = Some((a as u64 % 4, 0x3));
     }
