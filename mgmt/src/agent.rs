@@ -342,9 +342,9 @@ impl OfAgent {
     /// asynchronous messages is up, as Open vSwitch does (1.0's table miss goes to the
     /// controller; 1.3+ needs a table-miss flow). Use `PacketInQueue::push_miss`.
     pub fn wants_packet_in_on_miss(&self) -> bool {
-        self.conns.iter().any(|c| {
-            c.session.version() == Some(OFP10) && c.gets_async(self.config.passive_async)
-        })
+        self.conns
+            .iter()
+            .any(|c| c.session.version() == Some(OFP10) && c.gets_async(self.config.passive_async))
     }
 
     /// The agent with a bridge, as a [`StreamHandler`] for the transport.

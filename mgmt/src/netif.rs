@@ -262,7 +262,9 @@ impl MgmtPort {
     /// Whether controller target `i` has an established connection.
     pub fn controller_connected(&self, i: usize) -> bool {
         self.conns.iter().any(|c| {
-            c.kind == ConnKind::Active { target: i } && c.token.is_some() && c.closing_since.is_none()
+            c.kind == ConnKind::Active { target: i }
+                && c.token.is_some()
+                && c.closing_since.is_none()
         })
     }
 

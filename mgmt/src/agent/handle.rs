@@ -127,7 +127,12 @@ impl OfAgent {
         c.pull();
     }
 
-    fn flow_mod(&mut self, ctx: &mut BridgeCtx<'_>, i: usize, fm: &FlowMod) -> Result<(), OfpError> {
+    fn flow_mod(
+        &mut self,
+        ctx: &mut BridgeCtx<'_>,
+        i: usize,
+        fm: &FlowMod,
+    ) -> Result<(), OfpError> {
         let version = self.conns[i].session.version().unwrap_or(OFP10);
         let adds = matches!(
             fm.command,
@@ -143,7 +148,11 @@ impl OfAgent {
             }
         }
         // OpenFlow 1.0: a modify that selects nothing adds the flow.
-        if version == OFP10 && matches!(core.command, CoreCommand::Modify | CoreCommand::ModifyStrict)
+        if version == OFP10
+            && matches!(
+                core.command,
+                CoreCommand::Modify | CoreCommand::ModifyStrict
+            )
         {
             let strict = core.command == CoreCommand::ModifyStrict;
             let any = ctx.pipeline.entries(core.table_id).any(|(_, e)| {
@@ -191,7 +200,12 @@ impl OfAgent {
         Ok(())
     }
 
-    fn port_mod(&mut self, ctx: &mut BridgeCtx<'_>, i: usize, pm: &PortMod) -> Result<(), OfpError> {
+    fn port_mod(
+        &mut self,
+        ctx: &mut BridgeCtx<'_>,
+        i: usize,
+        pm: &PortMod,
+    ) -> Result<(), OfpError> {
         let version = self.conns[i].session.version().unwrap_or(OFP10);
         let p = ctx
             .ports
@@ -408,7 +422,9 @@ impl OfAgent {
                         .collect(),
                 )
             }
-            MultipartRequest::MeterFeatures => MultipartReply::MeterFeatures(self.meters.features()),
+            MultipartRequest::MeterFeatures => {
+                MultipartReply::MeterFeatures(self.meters.features())
+            }
             // Answered by the session itself.
             MultipartRequest::Desc => return Err(OfpError::BAD_MULTIPART),
         })
