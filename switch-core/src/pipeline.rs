@@ -391,6 +391,22 @@ impl Pipeline {
             })
     }
 
+    /// The entries a flow-stats (or aggregate-stats) request selects, using a [`FlowMod`] as
+    /// the filter: `table_id` (`OFPTT_ALL`: all), `match_` (non-strict: entries at least as
+    /// specific; strict when `command` is a `*Strict` one: same match and priority), cookie and
+    /// mask, `out_port` and `out_group`.
+    pub fn select_entries<'a>(
+        &'a self,
+        filter: &'a FlowMod,
+    ) -> impl Iterator<Item = (EntryId, &'a FlowEntry)> + 'a {
+        let strict = matches!(
+            filter.command,
+            FlowModCommand::ModifyStrict | FlowModCommand::DeleteStrict
+        );
+        self.entries(filter.table_id)
+            .filter(move |(_, e)| Self::selected(filter, e, strict, true))
+    }
+
     /// Per-table statistics.
     pub fn table_stats(&self) -> Vec<TableStats> {
         self.tables.iter().map(|t| t.stats()).collect()

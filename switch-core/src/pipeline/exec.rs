@@ -223,8 +223,11 @@ impl<'b, 'a> Xlate<'b, 'a> {
                     Some(h) if self.count => h.meter(m, len, now),
                     _ => true,
                 };
-                self.note(depth, || {
-                    format!("meter:{m} -> {}", if pass { "pass" } else { "drop" })
+                let counted = self.count;
+                self.note(depth, || match (counted, pass) {
+                    (false, _) => format!("meter:{m} (not evaluated in a trace)"),
+                    (true, true) => format!("meter:{m} -> pass"),
+                    (true, false) => format!("meter:{m} -> drop"),
                 });
                 if !pass {
                     self.outcome.metered = true;

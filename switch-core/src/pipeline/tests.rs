@@ -859,3 +859,31 @@ fn work_per_packet_is_bounded() {
     assert!(r.rec.out.len() < exec::MAX_WORK as usize);
     assert!(!r.rec.out.is_empty());
 }
+
+#[test]
+fn select_entries_for_flow_stats() {
+    let mut p = Pipeline::default();
+    add(&mut p, 0, 5, Match::new().with(Field::InPort, 1), out(2));
+    add(
+        &mut p,
+        1,
+        5,
+        Match::new()
+            .with(Field::InPort, 1)
+            .with(Field::EthType, 0x0800),
+        out(3),
+    );
+    add(&mut p, 1, 6, Match::new().with(Field::InPort, 2), out(3));
+    let f = FlowMod::delete(OFPTT_ALL, Match::new().with(Field::InPort, 1));
+    assert_eq!(p.select_entries(&f).count(), 2);
+    let mut f = FlowMod::delete(OFPTT_ALL, Match::ANY);
+    f.out_port = 3;
+    assert_eq!(p.select_entries(&f).count(), 2);
+    let mut f = FlowMod::delete(1, Match::new().with(Field::InPort, 2))
+        .with_command(FlowModCommand::DeleteStrict);
+    f.priority = 6;
+    let v: Vec<_> = p.select_entries(&f).collect();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0.table_id, 1);
+    assert_eq!(p.entry(v[0].0).map(|e| e.priority), Some(6));
+}
