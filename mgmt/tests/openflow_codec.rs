@@ -569,3 +569,113 @@ fn specific_malformed_cases() {
         OfpError::BAD_TYPE
     );
 }
+
+/// Writes one seed file per (message, version) for the fuzz corpus when
+/// `IRONFLOW_FUZZ_SEEDS=<dir>` is set (`mgmt/fuzz/seeds/of_codec`); otherwise does nothing.
+#[test]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("IRONFLOW_FUZZ_SEEDS") else {
+        return;
+    };
+    let tcp = Match::any()
+        .with(OxmField::exact(Field::InPort, 3))
+        .with(OxmField::exact(Field::EthType, 0x0800))
+        .with(OxmField::exact(Field::IpProto, 6))
+        .with(OxmField::masked(Field::Ipv4Src, 0x0a00_0000, 0xff00_0000))
+        .with(OxmField::exact(Field::TcpDst, 80));
+    let acts = vec![
+        Action::SetField(OxmField::exact(Field::VlanVid, 0x1005)),
+        Action::PopVlan,
+        Action::Output {
+            port: 2,
+            max_len: 0,
+        },
+    ];
+    let fm = FlowMod {
+        table_id: 0,
+        match_: tcp.clone(),
+        instructions: vec![
+            Instruction::ApplyActions(acts.clone()),
+            Instruction::GotoTable(1),
+        ],
+        ..Default::default()
+    };
+    let fm10 = FlowMod {
+        table_id: 0xff,
+        instructions: vec![Instruction::ApplyActions(acts.clone())],
+        ..fm.clone()
+    };
+    let msgs = vec![
+        Message::Hello(Hello::for_versions(0x72)),
+        Message::EchoRequest(vec![1, 2]),
+        Message::FeaturesRequest,
+        Message::GetConfigRequest,
+        Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        }),
+        Message::BarrierRequest,
+        Message::FlowMod(fm.clone()),
+        Message::PacketOut(PacketOut {
+            buffer_id: NO_BUFFER,
+            in_port: 1,
+            actions: acts.clone(),
+            data: vec![0; 60],
+        }),
+        Message::GroupMod(GroupMod {
+            command: GroupCommand::Add,
+            group_type: 1,
+            group_id: 1,
+            buckets: vec![Bucket {
+                weight: 1,
+                watch_port: 0,
+                watch_group: 0,
+                actions: acts.clone(),
+            }],
+        }),
+        Message::MeterMod(MeterMod {
+            command: MeterCommand::Add,
+            flags: 1,
+            meter_id: 1,
+            bands: vec![MeterBand::Drop {
+                rate: 1,
+                burst_size: 0,
+            }],
+        }),
+        Message::RoleRequest(Role {
+            role: 2,
+            generation_id: 1,
+        }),
+        Message::SetAsync(AsyncConfig::default_masks()),
+        Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::Flow(FlowStatsRequest {
+                match_: tcp.clone(),
+                ..Default::default()
+            }),
+        },
+        Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::PortDesc,
+        },
+        Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::TableFeatures(vec![
+                mgmt::openflow::multipart::TableFeatures::ironflow(0, 2, 10),
+            ]),
+        },
+        Message::Nicira(NxMessage::FlowModTableId(true)),
+    ];
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut n = 0;
+    for v in [OFP10, OFP13, OFP14, OFP15] {
+        for m in msgs.iter().chain([&Message::FlowMod(fm10.clone())]) {
+            if let Ok(b) = m.encode(v, 1) {
+                let mut seed = vec![0x80];
+                seed.extend(b);
+                std::fs::write(format!("{dir}/seed-{v}-{n}"), seed).unwrap();
+                n += 1;
+            }
+        }
+    }
+}

@@ -313,9 +313,6 @@ fn packet_in_flow_removed() {
             want.extend(["table_id=2", "cookie=0x99", "metadata=0x55"]);
         }
         check(v, &Message::PacketIn(pi), &want);
-        if v == OFP15 {
-            continue; // 1.5 flow-removed (OXS statistics) is not implemented
-        }
         let m = if v == OFP10 {
             Match::any()
                 .with(OxmField::exact(Field::InPort, 3))

@@ -501,4 +501,28 @@ fn dump_flows_of14_of15() {
     assert!(out.contains("1(eth1): addr:02:00:00:00:00:01"), "{out}");
     let (out, _) = run_ofctl(&["-O", "OpenFlow14", "dump-ports"], &[], &mut sw);
     assert!(out.contains("port  2: rx pkts=11"), "{out}");
+    run_ofctl(
+        &["-O", "OpenFlow15", "add-flow"],
+        &["table=0,priority=6,ipv6,ipv6_dst=2001:db8::/64,actions=output:1"],
+        &mut sw,
+    );
+    let (out, s) = run_ofctl(&["-O", "OpenFlow15", "dump-flows"], &[], &mut sw);
+    assert_eq!(s.version(), Some(6));
+    assert!(
+        out.contains("priority=5,arp,arp_tpa=10.0.0.1 actions=NORMAL"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "n_packets=3, n_bytes=180, priority=6,ipv6,ipv6_dst=2001:db8::/64 actions=output:1"
+        ),
+        "{out}"
+    );
+    let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-aggregate"], &[], &mut sw);
+    assert!(
+        out.contains("packet_count=6 byte_count=360 flow_count=2"),
+        "{out}"
+    );
+    let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-ports-desc"], &[], &mut sw);
+    assert!(out.contains("2(eth2): addr:02:00:00:00:00:02"), "{out}");
 }

@@ -101,7 +101,11 @@ impl Put for Vec<u8> {
     }
     fn put_str_fixed(&mut self, s: &str, n: usize) {
         let b = s.as_bytes();
-        let k = b.len().min(n.saturating_sub(1));
+        let mut k = b.len().min(n.saturating_sub(1));
+        // Cut at a character boundary so the field stays valid UTF-8.
+        while !s.is_char_boundary(k) {
+            k -= 1;
+        }
         self.extend_from_slice(&b[..k]);
         self.put_zeros(n - k);
     }

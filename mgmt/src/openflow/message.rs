@@ -671,7 +671,30 @@ fn decode_flow_removed(version: u8, r: &mut Reader<'_>) -> Result<FlowRemoved, O
         };
         return if r.is_empty() { Ok(fr) } else { Err(e) };
     }
-    need(version < OFP15)?;
+    if version >= OFP15 {
+        let table_id = r.u8().ok_or(e)?;
+        let reason = r.u8().ok_or(e)?;
+        let priority = r.u16().ok_or(e)?;
+        let idle_timeout = r.u16().ok_or(e)?;
+        let hard_timeout = r.u16().ok_or(e)?;
+        let cookie = r.u64().ok_or(e)?;
+        let match_ = Match::parse_ofp13(r)?;
+        let st = super::multipart::OxsStats::parse(r)?;
+        let (duration_sec, duration_nsec) = st.duration.unwrap_or((0, 0));
+        return Ok(FlowRemoved {
+            cookie,
+            priority,
+            reason,
+            table_id,
+            duration_sec,
+            duration_nsec,
+            idle_timeout,
+            hard_timeout,
+            packet_count: st.packet_count.unwrap_or(0),
+            byte_count: st.byte_count.unwrap_or(0),
+            match_,
+        });
+    }
     let cookie = r.u64().ok_or(e)?;
     let priority = r.u16().ok_or(e)?;
     let reason = r.u8().ok_or(e)?;
@@ -999,8 +1022,23 @@ fn encode_body(m: &Message, version: u8, out: &mut Vec<u8>) -> Result<u8, OfpErr
                 out.put_u32(f.duration_nsec);
                 out.put_u16(f.idle_timeout);
                 out.put_u16(0);
+            } else if version >= OFP15 {
+                out.put_u8(f.table_id);
+                out.put_u8(f.reason);
+                out.put_u16(f.priority);
+                out.put_u16(f.idle_timeout);
+                out.put_u16(f.hard_timeout);
+                out.put_u64(f.cookie);
+                f.match_.emit_ofp13(out);
+                super::multipart::OxsStats {
+                    duration: Some((f.duration_sec, f.duration_nsec)),
+                    packet_count: Some(f.packet_count),
+                    byte_count: Some(f.byte_count),
+                    ..Default::default()
+                }
+                .emit(out);
+                return Ok(ofpt::FLOW_REMOVED);
             } else {
-                need(version < OFP15)?;
                 out.put_u64(f.cookie);
                 out.put_u16(f.priority);
                 out.put_u8(f.reason);

@@ -314,6 +314,86 @@ impl SwitchDesc {
     }
 }
 
+/// OpenFlow 1.5 `ofp_stats`: OXS TLVs (class `OFPXSC_OPENFLOW_BASIC`) for the statistics that
+/// 1.5 moved out of fixed fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OxsStats {
+    pub duration: Option<(u32, u32)>,
+    pub idle_time: Option<(u32, u32)>,
+    pub flow_count: Option<u32>,
+    pub packet_count: Option<u64>,
+    pub byte_count: Option<u64>,
+}
+
+const OXS_CLASS_BASIC: u32 = 0x8002;
+
+impl OxsStats {
+    pub fn parse(r: &mut Reader<'_>) -> Result<OxsStats, OfpError> {
+        let e = OfpError::BAD_LEN;
+        r.skip(2).ok_or(e)?;
+        let len = r.u16().ok_or(e)? as usize;
+        if len < 4 {
+            return Err(e);
+        }
+        let mut b = r.sub(len - 4).ok_or(e)?;
+        r.skip((8 - len % 8) % 8).ok_or(e)?;
+        let mut st = OxsStats::default();
+        while !b.is_empty() {
+            let h = b.u32().ok_or(e)?;
+            let flen = (h & 0xff) as usize;
+            let mut v = b.sub(flen).ok_or(e)?;
+            if h >> 16 != OXS_CLASS_BASIC {
+                continue;
+            }
+            let pair = |v: &mut Reader<'_>| Some((v.u32()?, v.u32()?));
+            match ((h >> 9) & 0x7f, flen) {
+                (0, 8) => st.duration = pair(&mut v),
+                (1, 8) => st.idle_time = pair(&mut v),
+                (3, 4) => st.flow_count = v.u32(),
+                (4, 8) => st.packet_count = v.u64(),
+                (5, 8) => st.byte_count = v.u64(),
+                (0 | 1 | 3 | 4 | 5, _) => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.put_u16(0);
+        out.put_u16(0);
+        let hdr = |out: &mut Vec<u8>, field: u32, len: u32| {
+            out.put_u32((OXS_CLASS_BASIC << 16) | (field << 9) | len)
+        };
+        if let Some((s, n)) = self.duration {
+            hdr(out, 0, 8);
+            out.put_u32(s);
+            out.put_u32(n);
+        }
+        if let Some((s, n)) = self.idle_time {
+            hdr(out, 1, 8);
+            out.put_u32(s);
+            out.put_u32(n);
+        }
+        if let Some(c) = self.flow_count {
+            hdr(out, 3, 4);
+            out.put_u32(c);
+        }
+        if let Some(c) = self.packet_count {
+            hdr(out, 4, 8);
+            out.put_u64(c);
+        }
+        if let Some(c) = self.byte_count {
+            hdr(out, 5, 8);
+            out.put_u64(c);
+        }
+        let len = (out.len() - start) as u16;
+        out.set_u16(start + 2, len);
+        out.pad8_from(start);
+    }
+}
+
 /// One flow of a flow-statistics reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowStats {
@@ -338,6 +418,9 @@ pub struct FlowStats {
 impl FlowStats {
     fn parse(version: u8, r: &mut Reader<'_>) -> Result<Self, OfpError> {
         let e = OfpError::BAD_LEN;
+        if version >= super::OFP15 {
+            return FlowStats::parse15(r);
+        }
         let len = r.peek_u16(0).ok_or(e)? as usize;
         let min = if version == OFP10 { 88 } else { 56 };
         if len < min {
@@ -399,8 +482,68 @@ impl FlowStats {
         })
     }
 
+    /// OpenFlow 1.5 `ofp_flow_desc`: statistics as OXS after the match.
+    fn parse15(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let e = OfpError::BAD_LEN;
+        let len = r.peek_u16(0).ok_or(e)? as usize;
+        if len < 40 {
+            return Err(e);
+        }
+        let mut f = r.sub(len).ok_or(e)?;
+        f.skip(4).ok_or(e)?;
+        let table_id = f.u8().ok_or(e)?;
+        f.skip(1).ok_or(e)?;
+        let priority = f.u16().ok_or(e)?;
+        let idle_timeout = f.u16().ok_or(e)?;
+        let hard_timeout = f.u16().ok_or(e)?;
+        let flags = f.u16().ok_or(e)?;
+        let importance = f.u16().ok_or(e)?;
+        let cookie = f.u64().ok_or(e)?;
+        let match_ = Match::parse_ofp13(&mut f)?;
+        let st = OxsStats::parse(&mut f)?;
+        let (duration_sec, duration_nsec) = st.duration.unwrap_or((0, 0));
+        Ok(FlowStats {
+            table_id,
+            duration_sec,
+            duration_nsec,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            importance,
+            cookie,
+            packet_count: st.packet_count.unwrap_or(0),
+            byte_count: st.byte_count.unwrap_or(0),
+            match_,
+            instructions: parse_instructions(super::OFP15, f.rest())?,
+        })
+    }
+
     fn emit(&self, version: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
         let start = out.len();
+        if version >= super::OFP15 {
+            out.put_u32(0);
+            out.put_u8(self.table_id);
+            out.put_u8(0);
+            out.put_u16(self.priority);
+            out.put_u16(self.idle_timeout);
+            out.put_u16(self.hard_timeout);
+            out.put_u16(self.flags);
+            out.put_u16(self.importance);
+            out.put_u64(self.cookie);
+            self.match_.emit_ofp13(out);
+            OxsStats {
+                duration: Some((self.duration_sec, self.duration_nsec)),
+                packet_count: Some(self.packet_count),
+                byte_count: Some(self.byte_count),
+                ..Default::default()
+            }
+            .emit(out);
+            emit_instructions(version, &self.instructions, out);
+            let len = (out.len() - start) as u16;
+            out.set_u16(start, len);
+            return Ok(());
+        }
         out.put_u16(0);
         out.put_u8(self.table_id);
         out.put_u8(0);
@@ -845,6 +988,14 @@ impl MultipartReply {
         let rep = match mp_type {
             OFPMP_DESC => MultipartReply::Desc(SwitchDesc::parse(r)?),
             OFPMP_FLOW => MultipartReply::Flow(list(r, |r| FlowStats::parse(version, r))?),
+            OFPMP_AGGREGATE if version >= super::OFP15 => {
+                let st = OxsStats::parse(r)?;
+                MultipartReply::Aggregate(AggregateStats {
+                    packet_count: st.packet_count.unwrap_or(0),
+                    byte_count: st.byte_count.unwrap_or(0),
+                    flow_count: st.flow_count.unwrap_or(0),
+                })
+            }
             OFPMP_AGGREGATE => {
                 let a = AggregateStats {
                     packet_count: r.u64().ok_or(e)?,
@@ -900,6 +1051,15 @@ impl MultipartReply {
         match self {
             MultipartReply::Desc(d) => one(&|b| d.emit(b)),
             MultipartReply::Flow(v) => each(v, |f, b| f.emit(version, b)),
+            MultipartReply::Aggregate(a) if version >= super::OFP15 => one(&|b| {
+                OxsStats {
+                    flow_count: Some(a.flow_count),
+                    packet_count: Some(a.packet_count),
+                    byte_count: Some(a.byte_count),
+                    ..Default::default()
+                }
+                .emit(b)
+            }),
             MultipartReply::Aggregate(a) => one(&|b| {
                 b.put_u64(a.packet_count);
                 b.put_u64(a.byte_count);
