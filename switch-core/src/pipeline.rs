@@ -412,14 +412,22 @@ impl Pipeline {
         self.tables.iter().map(|t| t.stats()).collect()
     }
 
-    /// Statistics of group `id`, with the number of flows that use it.
+    /// Statistics of group `id`; `ref_count` counts the flows and the buckets of other groups
+    /// that forward to it.
     pub fn group_stats(&self, id: u32, now_ms: u64) -> Option<GroupStats> {
         let g = self.groups.get(id)?;
-        let refs = self
+        // Flows and other groups' buckets that forward to it.
+        let flows = self
             .entries(OFPTT_ALL)
             .filter(|(_, e)| e.instructions.uses_group(id))
             .count();
-        Some(self.groups.stats(g, refs as u32, now_ms))
+        let buckets = self
+            .groups
+            .iter()
+            .flat_map(|o| o.buckets.iter())
+            .filter(|b| b.actions.contains(&Action::Group(id)))
+            .count();
+        Some(self.groups.stats(g, (flows + buckets) as u32, now_ms))
     }
 
     fn validate_flow(&self, fm: &FlowMod) -> Result<(), OfpError> {

@@ -425,7 +425,11 @@ fn group_mod_through_pipeline_deletes_flows_using_the_group() {
         0,
     )
     .unwrap();
-    assert_eq!(p.group_stats(1, 0).unwrap().ref_count, 1);
+    assert_eq!(
+        p.group_stats(1, 0).unwrap().ref_count,
+        2,
+        "a flow and group 2's bucket"
+    );
     // out_group filter on delete.
     let mut fm = FlowMod::delete(0, Match::ANY);
     fm.out_group = 2;
