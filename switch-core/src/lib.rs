@@ -27,3 +27,4 @@ pub mod trace;
 // The NORMAL action and ports.
 pub mod normal;
 pub mod port;
+pub mod datapath;

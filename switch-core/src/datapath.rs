@@ -1,0 +1,752 @@
+//! The datapath cache: batches of packets from one port go through an exact-match cache (EMC),
+//! then a megaflow classifier (tuple space search over ranked subtables), and only on a miss
+//! through the OpenFlow [`Pipeline`] ("upcall", here a function call), whose translation is
+//! recorded and installed as a megaflow for the packets that follow.
+//!
+//! ## Using it (the kernel's main loop)
+//!
+//! The caller owns the packet buffers. A [`DatapathSink`] receives what comes out: a packet that
+//! leaves by exactly one port is **moved** into [`DatapathSink::output`] (no copy); every other
+//! output (floods, several outputs, group buckets) is a copy made by
+//! [`DatapathSink::alloc_copy`], only when needed. A packet that was not moved out comes back
+//! through [`DatapathSink::release`] (dropped, or only sent as copies). Nothing allocates per
+//! packet once the caches are warm, and nothing locks: the datapath is one core's.
+//!
+//! ```
+//! use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
+//! use switch_core::normal::NormalSwitch;
+//! use switch_core::packet::{Frame, HeapFrame};
+//! use switch_core::pipeline::{Env, PacketIn, Pipeline};
+//! use switch_core::port::{Port, PortNo, PortTable};
+//!
+//! // The kernel's sink: per-port tx batches of DMA buffers (here: heap frames).
+//! struct TxBatches {
+//!     out: Vec<(PortNo, HeapFrame)>,
+//! }
+//! impl DatapathSink<HeapFrame> for TxBatches {
+//!     fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: HeapFrame) {
+//!         self.out.push((port, frame)); // kernel: tx_batch[port].push(frame), flush when full
+//!     }
+//!     fn alloc_copy(&mut self, bytes: &[u8]) -> Option<HeapFrame> {
+//!         Some(HeapFrame::new(bytes)) // kernel: pool.alloc()?, copy bytes behind the headroom
+//!     }
+//!     fn controller(&mut self, _packet_in: &PacketIn<'_>) {}
+//!     fn release(&mut self, _frame: HeapFrame, _why: Release) {} // kernel: buffer to the pool
+//! }
+//!
+//! let mut ports = PortTable::new();
+//! ports.add(Port::new(1, "p1", [2, 0, 0, 0, 0, 1])).unwrap();
+//! ports.add(Port::new(2, "p2", [2, 0, 0, 0, 0, 2])).unwrap();
+//! let mut pipeline = Pipeline::default();
+//! // table 0: priority=0 actions=NORMAL
+//! use switch_core::pipeline::{Action, FlowMod};
+//! use switch_core::action::Instructions;
+//! use switch_core::flow_match::Match;
+//! use switch_core::port::OFPP_NORMAL;
+//! let normal = Instructions::apply(vec![Action::Output { port: OFPP_NORMAL, max_len: 0 }]);
+//! pipeline.flow_mod(&FlowMod::add(0, 0, Match::new(), normal), 0).unwrap();
+//! let mut learning = NormalSwitch::default();
+//! let mut dp = Datapath::new(DatapathConfig::default());
+//! let mut sink = TxBatches { out: Vec::new() };
+//!
+//! // Main loop: for each port, rx_burst(32) then one call.
+//! let frame = [0xffu8; 6].iter().chain(&[2, 0, 0, 0, 0, 0xa, 0x08, 0x06]).copied()
+//!     .chain([0u8; 50]).collect::<Vec<u8>>();
+//! let rx: Vec<HeapFrame> = (0..32).map(|_| HeapFrame::new(&frame)).collect();
+//! let mut env = Env { ports: &ports, normal: Some(&mut learning), meters: None, now_ms: 0 };
+//! dp.process_batch(&mut pipeline, &mut env, 1, rx, &mut sink);
+//! assert_eq!(sink.out.len(), 32); // flooded to port 2 (moved, not copied)
+//! assert!(sink.out.iter().all(|(p, _)| *p == 2));
+//! println!("{}", dp.show_stats());
+//! ```
+//!
+//! Between batches (never during one) the management plane may change flows, groups and ports:
+//! the datapath notices the generations at the start of the next batch. Port tx counters are the
+//! sink's (it sees every frame it queues).
+//!
+//! ## Correctness
+//!
+//! A megaflow is `(key & mask, mask, ops)` where `mask` holds every bit the translation consulted
+//! (the pipeline's `wc`), so every packet that agrees on those bits gets the same decisions. The
+//! ops are the translation's own steps, recorded through [`OutputSink::event`] and replayed with
+//! the same rewrite functions. What a key cannot hold is handled explicitly:
+//!
+//! - **Flow, group, port changes:** every megaflow carries the cache epoch it was made in; the
+//!   epoch advances when [`Pipeline::generation`] or [`PortTable::generation`] change. A hit on a
+//!   megaflow of an older epoch is *revalidated*: the packet is translated again and the megaflow
+//!   is updated in place (counters kept) or replaced. Nothing is flushed, nothing stale is used.
+//! - **NORMAL:** learning happens on every hit ([`NormalSwitch::learn_from`] with the key NORMAL
+//!   saw), and the MAC-table answer NORMAL's decision used (`(vlan, dst) → port`) is checked on
+//!   every hit, so learning, moves, aging and flushes never leave a stale forwarding decision and
+//!   MAC-table churn invalidates only the megaflows whose destination changed.
+//! - **TTL:** a packet whose TTL could expire within the megaflow's `dec_ttl`s is translated.
+//! - **Packet-ins and meters** are per-packet decisions: such megaflows are marked slow path and
+//!   every packet is translated (the megaflow still spares the classifier search).
+//! - **Counters:** hits are credited to the OpenFlow entries the translation matched
+//!   ([`Pipeline::credit`]) at the end of each batch, and to groups and buckets as they are
+//!   replayed, so entry, group and bucket counters equal what the pipeline alone would count.
+//!
+//! ## Bounds
+//!
+//! EMC entries, megaflows and masks per port are capped ([`DatapathConfig`]). Megaflows over the
+//! limit evict the least recently used; masks over the per-port cap widen (see `megaflow`): a
+//! packet never searches more than `max_masks_per_port + 1` subtables.
+//!
+//! [`NormalSwitch::learn_from`]: crate::normal::NormalSwitch::learn_from
+//! [`OutputSink::event`]: crate::pipeline::OutputSink::event
+//! [`PortTable::generation`]: crate::port::PortTable::generation
+
+mod actions;
+mod emc;
+mod megaflow;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+
+pub use actions::DpOp;
+
+use actions::{Compiled, Recorded, Recorder, ReplayScratch, compile, replay, ttl_safe};
+use emc::{Emc, key_hash};
+use megaflow::{Limits, MegaflowTable, NormalDep};
+
+use crate::extract::extract;
+use crate::flow::{Field, FlowKey, internal};
+use crate::flow_match::{field_name, write_value};
+use crate::normal::{mac_is_multicast, mac_is_reserved};
+use crate::packet::Frame;
+use crate::pipeline::{Env, PacketIn, Pipeline};
+use crate::port::PortNo;
+
+/// Most packets [`Datapath::process_batch`] handles at once (longer inputs go in chunks).
+pub const BATCH_SIZE: usize = 32;
+
+/// Why a frame comes back to the caller through [`DatapathSink::release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Release {
+    /// Nothing was sent: the pipeline dropped the packet.
+    Dropped,
+    /// Only copies were sent (floods, several outputs, group buckets, packet-ins).
+    Copied,
+}
+
+/// Where the datapath's results go. Implemented by the kernel over its DMA buffers.
+pub trait DatapathSink<F> {
+    /// Queue `frame` on `port` (`queue`: the OpenFlow set-queue, if any). The frame is the
+    /// sink's now: a packet that leaves by one port arrives here without a copy.
+    fn output(&mut self, port: PortNo, queue: Option<u32>, frame: F);
+    /// A new frame holding a copy of `bytes` (with headroom for pushing VLAN tags), or `None`
+    /// when no buffer is free (that copy is then not sent, and counted in
+    /// [`DatapathStats::no_buffer`]).
+    fn alloc_copy(&mut self, bytes: &[u8]) -> Option<F>;
+    /// A packet for the controller (the frame bytes are borrowed: copy what you keep).
+    fn controller(&mut self, packet_in: &PacketIn<'_>);
+    /// A frame the datapath is done with that was not moved to [`output`](Self::output).
+    /// Dropping it (returning the buffer to its pool) is the default.
+    fn release(&mut self, frame: F, why: Release) {
+        let _ = (frame, why);
+    }
+}
+
+/// Settings of the datapath cache (OVS: `other_config:emc-insert-inv-prob`, `flow-limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatapathConfig {
+    /// Serve packets from the caches; `false` runs every packet through the pipeline (the
+    /// baseline of the benchmarks, and a debugging aid).
+    pub cache: bool,
+    /// Entries of the exact-match cache (rounded up to a power of two; 0 disables it).
+    pub emc_entries: usize,
+    /// A megaflow hit is inserted in the EMC with probability 1/N (0: never, 1: always).
+    pub emc_insert_inv_prob: u32,
+    /// Most megaflows; over it the least recently used is evicted.
+    pub max_megaflows: usize,
+    /// Most masks (subtables) per input port; over it new megaflows get a wider mask.
+    pub max_masks_per_port: usize,
+    /// Subtables are re-ranked by hits every this many lookups (per port).
+    pub resort_every: u64,
+    /// Key of the cache hashes (a boot-time random value resists hash flooding).
+    pub hash_seed: u64,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            cache: true,
+            emc_entries: 8192,
+            emc_insert_inv_prob: 100,
+            max_megaflows: 200_000,
+            max_masks_per_port: 32,
+            resort_every: 8192,
+            hash_seed: 0x6a09_e667_f3bc_c908,
+        }
+    }
+}
+
+impl DatapathConfig {
+    /// No caching at all: every packet is translated.
+    pub fn pipeline_only() -> Self {
+        DatapathConfig {
+            cache: false,
+            ..DatapathConfig::default()
+        }
+    }
+}
+
+/// Datapath counters (`ovs-appctl dpif-netdev/pmd-stats-show`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatapathStats {
+    /// Packets received.
+    pub packets: u64,
+    /// Served by the exact-match cache.
+    pub emc_hits: u64,
+    /// Served by the megaflow classifier.
+    pub megaflow_hits: u64,
+    /// Classifier lookups and the subtables they searched (hits and misses).
+    pub megaflow_lookups: u64,
+    pub subtables_searched: u64,
+    /// Translated because no megaflow matched (upcalls).
+    pub misses: u64,
+    /// Translated because the megaflow was stale (after a flow, group, port or MAC change).
+    pub revalidations: u64,
+    /// Translated because the megaflow or the packet needs it (packet-ins, meters, low TTL).
+    pub slow_path: u64,
+    /// Megaflows installed (including in-place updates).
+    pub installs: u64,
+    /// Copies that could not be made for lack of a buffer.
+    pub no_buffer: u64,
+    /// Packets handed to the sink.
+    pub outputs: u64,
+}
+
+/// The datapath of one bridge on one core.
+pub struct Datapath {
+    config: DatapathConfig,
+    emc: Emc,
+    flows: MegaflowTable,
+    stats: DatapathStats,
+    epoch: u64,
+    gens: Option<(u64, u64)>,
+    rng: u64,
+    events: Vec<Recorded>,
+    replay: ReplayScratch,
+    touched: Vec<u32>,
+}
+
+/// How a packet is to be handled after the cache lookups.
+enum Path {
+    /// Replay this megaflow.
+    Hit(u32),
+    /// Translate; install the result (replacing a stale megaflow of this slot if any).
+    Translate { install: bool },
+}
+
+impl Datapath {
+    pub fn new(config: DatapathConfig) -> Self {
+        let emc = Emc::new(if config.cache { config.emc_entries } else { 0 });
+        Datapath {
+            config,
+            emc,
+            flows: MegaflowTable::new(Limits {
+                max_megaflows: config.max_megaflows,
+                max_masks_per_port: config.max_masks_per_port.max(1),
+                resort_every: config.resort_every.max(1),
+                seed: config.hash_seed,
+            }),
+            stats: DatapathStats::default(),
+            epoch: 1,
+            gens: None,
+            rng: config.hash_seed | 1,
+            events: Vec::new(),
+            replay: ReplayScratch::default(),
+            touched: Vec::with_capacity(BATCH_SIZE),
+        }
+    }
+
+    pub fn config(&self) -> &DatapathConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> DatapathStats {
+        self.stats
+    }
+
+    /// Number of megaflows.
+    pub fn n_megaflows(&self) -> usize {
+        self.flows.len
+    }
+
+    /// Number of masks (subtables) over all input ports.
+    pub fn n_masks(&self) -> usize {
+        self.flows.n_masks()
+    }
+
+    /// Empties both caches (e.g. `ovs-appctl dpctl/del-flows`). Never needed for correctness.
+    pub fn flush(&mut self) {
+        self.flows.clear();
+        self.emc.clear();
+    }
+
+    /// Advances the epoch if the pipeline or the ports changed since the last batch.
+    fn sync(&mut self, pipeline: &Pipeline, env: &Env<'_>) {
+        let gens = (pipeline.generation(), env.ports.generation());
+        if self.gens != Some(gens) {
+            self.gens = Some(gens);
+            self.epoch += 1;
+        }
+    }
+
+    /// Processes the packets of `packets` received on `in_port`, in batches of [`BATCH_SIZE`].
+    pub fn process_batch<F: Frame, S: DatapathSink<F>>(
+        &mut self,
+        pipeline: &mut Pipeline,
+        env: &mut Env<'_>,
+        in_port: PortNo,
+        packets: impl IntoIterator<Item = F>,
+        sink: &mut S,
+    ) {
+        self.sync(pipeline, env);
+        let mut port = self.flows.port_index(in_port);
+        let mut key = FlowKey::ZERO;
+        for (n, frame) in packets.into_iter().enumerate() {
+            let info = extract(frame.data(), in_port, &mut key);
+            let len = frame.data().len();
+            self.stats.packets += 1;
+            let path = self.classify(port, &key, frame.data(), info.l3);
+            match path {
+                Path::Hit(slot) => self.execute(slot, pipeline, env, frame, &key, len, sink),
+                Path::Translate { install } => {
+                    self.translate(pipeline, env, frame, &key, len, install, sink);
+                    if port.is_none() {
+                        port = self.flows.port_index(in_port);
+                    }
+                }
+            }
+            if (n + 1) % BATCH_SIZE == 0 {
+                self.flush_credits(pipeline, env.now_ms);
+            }
+        }
+        self.flush_credits(pipeline, env.now_ms);
+    }
+
+    /// EMC, then megaflow classifier; decides how the packet goes on.
+    #[inline]
+    fn classify(
+        &mut self,
+        port: Option<usize>,
+        key: &FlowKey,
+        frame: &[u8],
+        l3: Option<u16>,
+    ) -> Path {
+        if !self.config.cache {
+            return Path::Translate { install: false };
+        }
+        let hash = key_hash(key, self.config.hash_seed);
+        let mut slot = None;
+        if let Some((s, serial)) = self.emc.lookup(hash, key)
+            && self.flows.alive(s, serial)
+        {
+            self.stats.emc_hits += 1;
+            slot = Some(s);
+        }
+        if slot.is_none()
+            && let Some(p) = port
+        {
+            self.stats.megaflow_lookups += 1;
+            let found = self.flows.lookup(p, key);
+            match found {
+                Some(f) => {
+                    self.stats.subtables_searched += f.searched as u64;
+                    self.stats.megaflow_hits += 1;
+                    slot = Some(f.slot);
+                    if self.should_insert_emc() {
+                        let serial = self.flows.flows[f.slot as usize].serial;
+                        let flows = &self.flows;
+                        self.emc
+                            .insert(hash, key, f.slot, serial, |m, s| flows.alive(m, s));
+                    }
+                }
+                None => {
+                    self.stats.subtables_searched += self.flows.ports[p].order.len() as u64;
+                }
+            }
+        }
+        let Some(slot) = slot else {
+            self.stats.misses += 1;
+            return Path::Translate { install: true };
+        };
+        let m = &self.flows.flows[slot as usize];
+        if m.epoch != self.epoch {
+            self.stats.revalidations += 1;
+            return Path::Translate { install: true };
+        }
+        if m.slow || (m.n_dec_ttl > 0 && !ttl_safe(frame, key, l3, m.n_dec_ttl)) {
+            self.stats.slow_path += 1;
+            let m = &mut self.flows.flows[slot as usize];
+            m.referenced = true;
+            return Path::Translate { install: false };
+        }
+        Path::Hit(slot)
+    }
+
+    #[inline]
+    fn should_insert_emc(&mut self) -> bool {
+        match self.config.emc_insert_inv_prob {
+            0 => false,
+            1 => true,
+            n => {
+                // xorshift64
+                let mut x = self.rng;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                self.rng = x;
+                x.is_multiple_of(n as u64)
+            }
+        }
+    }
+
+    /// Serves a packet from megaflow `slot`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn execute<F: Frame, S: DatapathSink<F>>(
+        &mut self,
+        slot: u32,
+        pipeline: &mut Pipeline,
+        env: &mut Env<'_>,
+        frame: F,
+        key: &FlowKey,
+        len: usize,
+        sink: &mut S,
+    ) {
+        let now = env.now_ms;
+        let deps = &self.flows.flows[slot as usize].normal;
+        // NORMAL: learn as the pipeline would, and check that the MAC table still gives the
+        // answer the megaflow was made with.
+        if !deps.is_empty() && !normal_fresh(deps, env, now) {
+            self.stats.revalidations += 1;
+            self.translate(pipeline, env, frame, key, len, true, sink);
+            return;
+        }
+        let m = &mut self.flows.flows[slot as usize];
+        m.referenced = true;
+        m.used_ms = now;
+        if m.pending_packets == 0 {
+            self.touched.push(slot);
+        }
+        m.pending_packets += 1;
+        m.pending_bytes += len as u64;
+        let r = replay(
+            &m.ops,
+            frame,
+            key,
+            pipeline.groups(),
+            &mut self.replay,
+            sink,
+        );
+        self.stats.outputs += r.outputs as u64;
+        self.stats.no_buffer += r.no_buffer as u64;
+    }
+
+    /// Credits the OpenFlow entries with the hits of this batch.
+    fn flush_credits(&mut self, pipeline: &Pipeline, now_ms: u64) {
+        for &slot in &self.touched {
+            let m = &mut self.flows.flows[slot as usize];
+            let (p, b) = (m.pending_packets as u64, m.pending_bytes);
+            m.pending_packets = 0;
+            m.pending_bytes = 0;
+            m.packets += p;
+            m.bytes += b;
+            for &e in m.entries.iter() {
+                pipeline.credit(e, p, b, now_ms);
+            }
+        }
+        self.touched.clear();
+    }
+
+    /// Runs a packet through the pipeline (recording), and installs the result if asked.
+    #[allow(clippy::too_many_arguments)]
+    fn translate<F: Frame, S: DatapathSink<F>>(
+        &mut self,
+        pipeline: &mut Pipeline,
+        env: &mut Env<'_>,
+        mut frame: F,
+        key: &FlowKey,
+        len: usize,
+        install: bool,
+        sink: &mut S,
+    ) {
+        let mut k = *key;
+        let mut wc = FlowKey::ZERO;
+        self.events.clear();
+        let mut rec = Recorder {
+            sink: &mut *sink,
+            events: &mut self.events,
+            slow: false,
+            no_buffer: 0,
+            _frame: core::marker::PhantomData,
+        };
+        let outcome = pipeline.process(env, &mut k, &mut frame, &mut wc, &mut rec);
+        let (slow, no_buffer) = (rec.slow, rec.no_buffer);
+        self.stats.no_buffer += no_buffer;
+        self.stats.outputs += outcome.outputs as u64;
+        let why = if outcome.outputs > 0 || outcome.packet_ins > 0 {
+            Release::Copied
+        } else {
+            Release::Dropped
+        };
+        sink.release(frame, why);
+        if !install || !self.config.cache || outcome.ttl_expired {
+            return;
+        }
+        let Compiled {
+            ops,
+            normal_keys,
+            slow: slow_ops,
+            n_dec_ttl,
+        } = compile(&self.events, key);
+        let mut slow = slow || slow_ops || outcome.metered || outcome.packet_ins > 0;
+        if outcome.entries.is_full() {
+            slow = true;
+        }
+        let now = env.now_ms;
+        let normal: Vec<NormalDep> = normal_keys
+            .iter()
+            .map(|nk| {
+                let dst = nk.get(Field::EthDst) as u64;
+                let Some(ns) = env.normal.as_deref() else {
+                    return NormalDep {
+                        key: *nk,
+                        had_switch: false,
+                        lookup: None,
+                    };
+                };
+                // Reserved multicast depends on `forward_bpdu`, which has no generation.
+                if mac_is_reserved(dst) {
+                    slow = true;
+                }
+                let vlan = env
+                    .ports
+                    .get(nk.in_port())
+                    .and_then(|p| p.vlan_mode().input_vlan(nk.vlan()));
+                let lookup = match vlan {
+                    Some(v) if !mac_is_multicast(dst) => {
+                        Some((v, dst, ns.mac_table().lookup(v, dst, now)))
+                    }
+                    _ => None,
+                };
+                NormalDep {
+                    key: *nk,
+                    had_switch: true,
+                    lookup,
+                }
+            })
+            .collect();
+        let (slot, serial) = self.flows.install(
+            key,
+            &wc,
+            ops.into_boxed_slice(),
+            Box::from(outcome.entries.as_slice()),
+            normal.into_boxed_slice(),
+            slow,
+            n_dec_ttl,
+            self.epoch,
+            now,
+        );
+        self.stats.installs += 1;
+        // The translated packet counts for the megaflow (the pipeline credited its entries).
+        let m = &mut self.flows.flows[slot as usize];
+        m.packets += 1;
+        m.bytes += len as u64;
+        if self.should_insert_emc() {
+            let hash = key_hash(key, self.config.hash_seed);
+            let flows = &self.flows;
+            self.emc
+                .insert(hash, key, slot, serial, |m, s| flows.alive(m, s));
+        }
+    }
+
+    /// Removes megaflows that are stale (made before the last flow, group or port change) or
+    /// idle for `max_idle_ms` (OVS: `max-idle`, 10 s). For a timer; never needed for correctness,
+    /// it returns memory and masks early. Returns how many were removed.
+    pub fn sweep(&mut self, now_ms: u64, max_idle_ms: u64) -> usize {
+        let mut n = 0;
+        for slot in 0..self.flows.flows.len() {
+            let m = &self.flows.flows[slot];
+            if m.live
+                && m.pending_packets == 0
+                && (m.epoch != self.epoch || now_ms.saturating_sub(m.used_ms) >= max_idle_ms)
+            {
+                self.flows.remove(slot as u32);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The megaflows as `ovs-appctl dpctl/dump-flows` prints them: one line per megaflow,
+    /// `in_port(N),field=value/mask,... packets:P, bytes:B, used:Ts, actions:...`.
+    pub fn dump_flows(&self, now_ms: u64) -> String {
+        let mut s = String::new();
+        for m in self.flows.flows.iter().filter(|m| m.live) {
+            let mask = &self.flows.subtables[m.subtable as usize].mask;
+            let used = now_ms.saturating_sub(m.used_ms);
+            let _ = writeln!(
+                s,
+                "{}, packets:{}, bytes:{}, used:{}.{:03}s, age:{}s{}, actions:{}",
+                MatchDisplay { key: &m.key, mask },
+                m.packets + m.pending_packets as u64,
+                m.bytes + m.pending_bytes,
+                used / 1000,
+                used % 1000,
+                now_ms.saturating_sub(m.created_ms) / 1000,
+                if m.epoch != self.epoch {
+                    ", stale"
+                } else if m.slow {
+                    ", slow_path"
+                } else {
+                    ""
+                },
+                actions::OpsDisplay(&m.ops)
+            );
+        }
+        s
+    }
+
+    /// Cache statistics as `ovs-appctl dpif-netdev/pmd-stats-show` prints them.
+    pub fn show_stats(&self) -> String {
+        let st = &self.stats;
+        let mut s = String::new();
+        let pct = |n: u64| {
+            if st.packets == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / st.packets as f64
+            }
+        };
+        let translated = st.misses + st.revalidations + st.slow_path;
+        let avg = if st.megaflow_lookups == 0 {
+            0.0
+        } else {
+            st.subtables_searched as f64 / st.megaflow_lookups as f64
+        };
+        let flows = &self.flows;
+        let _ = writeln!(s, "  packets received: {}", st.packets);
+        let _ = writeln!(s, "  emc hits: {} ({:.1} %)", st.emc_hits, pct(st.emc_hits));
+        let _ = writeln!(
+            s,
+            "  megaflow hits: {} ({:.1} %)",
+            st.megaflow_hits,
+            pct(st.megaflow_hits)
+        );
+        let _ = writeln!(s, "  avg. subtable lookups per megaflow lookup: {avg:.2}");
+        let _ = writeln!(
+            s,
+            "  miss with success upcall: {} ({:.1} %)",
+            st.misses,
+            pct(st.misses)
+        );
+        let _ = writeln!(
+            s,
+            "  translated: {} (revalidations {}, slow path {})",
+            translated, st.revalidations, st.slow_path
+        );
+        let _ = writeln!(
+            s,
+            "  megaflows: {} (limit {}, installed {}, evicted {})",
+            flows.len, flows.limits.max_megaflows, st.installs, flows.evicted
+        );
+        let _ = writeln!(
+            s,
+            "  masks: {} (limit {} per port, {} megaflows widened)",
+            flows.n_masks(),
+            flows.limits.max_masks_per_port,
+            flows.widened
+        );
+        let _ = writeln!(
+            s,
+            "  emc entries: {} of {}",
+            self.emc.occupancy(|m, ser| flows.alive(m, ser)),
+            self.emc.capacity()
+        );
+        let _ = writeln!(
+            s,
+            "  outputs: {}, no buffer for copies: {}",
+            st.outputs, st.no_buffer
+        );
+        s
+    }
+}
+
+/// Learns from each NORMAL step of a megaflow and checks the MAC-table answers it used.
+fn normal_fresh(deps: &[NormalDep], env: &mut Env<'_>, now: u64) -> bool {
+    let ports = env.ports;
+    for dep in deps {
+        let fresh = match env.normal.as_deref_mut() {
+            None => !dep.had_switch,
+            Some(ns) => {
+                dep.had_switch && {
+                    ns.learn_from(ports, &dep.key, now);
+                    match dep.lookup {
+                        None => true,
+                        Some((vlan, dst, port)) => ns.mac_table().lookup(vlan, dst, now) == port,
+                    }
+                }
+            }
+        };
+        if !fresh {
+            return false;
+        }
+    }
+    true
+}
+
+/// A megaflow's match as text: `field=value/mask` for each field with mask bits.
+struct MatchDisplay<'a> {
+    key: &'a FlowKey,
+    mask: &'a FlowKey,
+}
+
+impl fmt::Display for MatchDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut seen: heapless::Vec<crate::flow::FieldInfo, 40> = heapless::Vec::new();
+        for field in Field::ALL {
+            let info = field.info();
+            if seen.contains(&info) {
+                continue;
+            }
+            let _ = seen.push(info);
+            let m = self.mask.get(field);
+            if m == 0 {
+                continue;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{}=", field_name(field))?;
+            write_value(f, field, self.key.get(field))?;
+            if m != field.max() {
+                f.write_str("/")?;
+                write_value(f, field, m)?;
+            }
+        }
+        let fm = self.mask.w[internal::FRAG_WORD] & internal::FRAG_MASK;
+        if fm != 0 {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(
+                f,
+                "frag={:#x}/{fm:#x}",
+                self.key.w[internal::FRAG_WORD] & internal::FRAG_MASK
+            )?;
+        }
+        if first {
+            f.write_str("any")?;
+        }
+        Ok(())
+    }
+}
