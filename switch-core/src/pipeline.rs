@@ -637,7 +637,7 @@ impl Pipeline {
     /// flow-removed event per entry (with its final counters).
     pub fn expire(&mut self, now_ms: u64) -> Vec<FlowRemoved> {
         let mut removed = Vec::new();
-        for t in self.tables.iter_mut() {
+        for t in self.tables.iter_mut().filter(|t| t.timed_entries() > 0) {
             let expired: Vec<_> = t
                 .entries()
                 .filter_map(|(r, e)| e.expired(now_ms).map(|why| (r, why)))

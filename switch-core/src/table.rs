@@ -162,6 +162,8 @@ pub struct FlowTable {
     lookups: Cell<u64>,
     matched: Cell<u64>,
     generation: u64,
+    /// Entries with an idle or hard timeout (expiry skips tables without any).
+    timed: usize,
 }
 
 impl FlowTable {
@@ -173,6 +175,7 @@ impl FlowTable {
             lookups: Cell::new(0),
             matched: Cell::new(0),
             generation: 0,
+            timed: 0,
         }
     }
 
@@ -246,8 +249,16 @@ impl FlowTable {
         }
     }
 
+    /// Number of entries with a timeout.
+    pub fn timed_entries(&self) -> usize {
+        self.timed
+    }
+
     pub(crate) fn insert(&mut self, e: FlowEntry) -> RuleId {
         self.bump();
+        if e.idle_timeout != 0 || e.hard_timeout != 0 {
+            self.timed += 1;
+        }
         let (v, m, p) = (e.match_.value, e.match_.mask, e.priority);
         self.cls.insert(v, m, p, e)
     }
@@ -255,6 +266,9 @@ impl FlowTable {
     pub(crate) fn remove(&mut self, rule: RuleId) -> Option<FlowEntry> {
         let r = self.cls.remove(rule)?;
         self.bump();
+        if r.data.idle_timeout != 0 || r.data.hard_timeout != 0 {
+            self.timed = self.timed.saturating_sub(1);
+        }
         Some(r.data)
     }
 
