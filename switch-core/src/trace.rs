@@ -185,8 +185,18 @@ pub fn trace_key(
 }
 
 fn write_flow(f: &mut fmt::Formatter<'_>, key: &FlowKey, mask: Option<&FlowKey>) -> fmt::Result {
+    // Fields sharing a place in the key (tcp/udp/sctp ports, ARP/IPv4 addresses, ...): show
+    // the one the packet's eth_type/ip_proto say it is.
+    let shape = Match::new()
+        .with(Field::EthType, key.get(Field::EthType))
+        .with(Field::IpProto, key.get(Field::IpProto))
+        .with(Field::Icmpv6Type, key.get(Field::Icmpv6Type))
+        .with(Field::VlanVid, key.get(Field::VlanVid));
     let mut first = true;
     for field in Field::ALL {
+        if !shape.prereqs_met(field) {
+            continue;
+        }
         let m = mask.map_or(field.max(), |m| m.get(field));
         let v = key.get(field) & m;
         if m == 0 || (mask.is_none() && v == 0 && field != Field::InPort) {
