@@ -26,9 +26,10 @@ pub use regex::Regex;
 
 use std::fmt;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use net::{NetnsPort, PortSetup};
@@ -440,6 +441,8 @@ pub struct Vm {
     accel: Accel,
     args: Vec<String>,
     serial: Option<Arc<SerialCapture>>,
+    /// QEMU's stdin, which `-serial stdio` reads as the serial input (captured consoles only).
+    serial_in: Option<Mutex<ChildStdin>>,
     log_path: Option<PathBuf>,
     tmp_dir: PathBuf,
     dgram_ports: Vec<DgramPort>,
@@ -619,7 +622,8 @@ impl Vm {
                     .stderr(Stdio::inherit());
             }
             _ => {
-                cmd.stdin(Stdio::null())
+                // A pipe (not /dev/null) so that `send_serial` can type on the console.
+                cmd.stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped());
             }
@@ -644,6 +648,7 @@ impl Vm {
                 started,
             )?),
         };
+        let serial_in = child.stdin.take().map(Mutex::new);
         let mut vm = Vm {
             name: id,
             child: Some(child),
@@ -652,6 +657,7 @@ impl Vm {
             accel,
             args,
             serial,
+            serial_in,
             log_path,
             tmp_dir,
             dgram_ports: dgram,
@@ -712,6 +718,25 @@ impl Vm {
     /// The complete serial lines so far.
     pub fn serial_lines(&self) -> Vec<String> {
         self.serial.as_ref().map(|s| s.lines()).unwrap_or_default()
+    }
+
+    /// Types `bytes` on the serial console (the guest's UART receives them), e.g. `b"s"` for a
+    /// stats line. Only with a captured console ([`Console::Capture`]/[`Console::CaptureEcho`]),
+    /// where QEMU reads its stdin as the serial input.
+    pub fn send_serial(&self, bytes: &[u8]) -> Result<()> {
+        let stdin = self.serial_in.as_ref().ok_or_else(|| {
+            Error::new("the serial console is attached to the terminal, not captured")
+        })?;
+        let mut stdin = stdin.lock().unwrap_or_else(|e| e.into_inner());
+        stdin
+            .write_all(bytes)
+            .and_then(|_| stdin.flush())
+            .map_err(|e| {
+                Error::new(format!(
+                    "{}: cannot write to the serial console: {e}",
+                    self.name
+                ))
+            })
     }
 
     /// What QEMU printed on stderr so far.
@@ -815,11 +840,23 @@ impl Vm {
         }
     }
 
-    /// Kills QEMU (SIGKILL) and reaps it.
+    /// Stops QEMU and reaps it: SIGTERM first (QEMU then restores the terminal it put in raw mode),
+    /// SIGKILL if it is still running after 3 s.
     pub fn kill(&mut self) {
         if let Some(child) = self.child.as_mut() {
             if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
+                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                    // SAFETY: plain kill(2) on our own, not yet reaped, child.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while let Ok(None) = child.try_wait() {
+                    if Instant::now() >= deadline {
+                        let _ = child.kill();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
             if let Ok(status) = child.wait() {
                 self.exit.get_or_insert(ExitKind::from_status(status));
