@@ -510,7 +510,9 @@ impl Pipeline {
 
     fn selected(fm: &FlowMod, e: &FlowEntry, strict: bool, filter_outputs: bool) -> bool {
         let m = if strict {
-            e.priority == fm.priority && e.match_ == fm.match_
+            e.priority == fm.priority
+                && e.match_.value == fm.match_.value
+                && e.match_.mask == fm.match_.mask
         } else {
             e.match_.is_covered_by(&fm.match_)
         };

@@ -891,3 +891,20 @@ fn select_entries_for_flow_stats() {
     assert_eq!(v[0].0.table_id, 1);
     assert_eq!(p.entry(v[0].0).map(|e| e.priority), Some(6));
 }
+
+#[test]
+fn strict_identity_is_semantic() {
+    // A field present with an all-zero mask is the same match as the field absent.
+    let mut p = Pipeline::default();
+    add(&mut p, 0, 7, Match::new().with(Field::InPort, 1), out(2));
+    let m = Match::new()
+        .with(Field::InPort, 1)
+        .with_masked(Field::EthDst, 0, 0);
+    let mut fm = FlowMod::delete(0, m).with_command(FlowModCommand::DeleteStrict);
+    fm.priority = 7;
+    assert_eq!(p.flow_mod(&fm, 0).unwrap().len(), 1);
+    // And an add with that spelling replaces instead of duplicating.
+    add(&mut p, 0, 7, Match::new().with(Field::InPort, 1), out(2));
+    add(&mut p, 0, 7, m, out(3));
+    assert_eq!(p.table(0).unwrap().len(), 1);
+}
