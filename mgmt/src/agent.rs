@@ -150,9 +150,10 @@ pub(crate) struct Conn {
     /// The agent wants the transport to close this connection.
     pub closing: bool,
     /// Passive connections: asynchronous messages enabled by a `SET_CONFIG` with a non-zero
-    /// `miss_send_len` (seen by following the stream's framing next to the session's).
+    /// `miss_send_len`.
     async_enabled: bool,
-    watch: Option<Framer>,
+    /// Splits the received stream into messages for the session.
+    framer: Framer,
 }
 
 impl Conn {
@@ -185,22 +186,14 @@ impl Conn {
             && (self.is_controller() || passive_async || self.async_enabled)
     }
 
-    /// Follows the framing of received bytes to spot `SET_CONFIG` (passive connections only).
-    fn watch(&mut self, data: &[u8]) {
-        let Some(f) = self.watch.as_mut() else {
-            return;
-        };
-        f.push(data);
-        while let Some(m) = f.next_message() {
-            let Ok(m) = m else {
-                self.watch = None;
-                return;
-            };
-            if let Some(h) = Header::parse_prefix(&m) {
-                if h.msg_type == ofpt::SET_CONFIG && m.len() >= 12 {
-                    self.async_enabled = u16::from_be_bytes([m[10], m[11]]) != 0;
-                }
-            }
+    /// Notes a `SET_CONFIG` (whose `miss_send_len` opts a passive connection into
+    /// asynchronous messages).
+    fn watch(&mut self, msg: &[u8]) {
+        if let Some(h) = Header::parse_prefix(msg)
+            && h.msg_type == ofpt::SET_CONFIG
+            && msg.len() >= 12
+        {
+            self.async_enabled = u16::from_be_bytes([msg[10], msg[11]]) != 0;
         }
     }
 }
@@ -378,7 +371,6 @@ impl OfAgent {
         self.refresh_ports(ctx);
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let passive = matches!(kind, ConnKind::Passive { .. });
         let mut c = Conn {
             id,
             kind,
@@ -387,7 +379,7 @@ impl OfAgent {
             head: 0,
             closing: false,
             async_enabled: false,
-            watch: passive.then(Framer::default),
+            framer: Framer::default(),
         };
         c.pull();
         self.conns.push(c);
@@ -397,24 +389,38 @@ impl OfAgent {
     }
 
     /// Bytes received on connection `id`: every complete request is applied and answered.
+    ///
+    /// Messages are handed to the session one at a time, so that the answers the session gives
+    /// by itself (echo, features, errors) and the agent's answers leave in request order.
     pub fn receive(&mut self, ctx: &mut BridgeCtx<'_>, id: u32, data: &[u8]) {
         let Some(i) = self.index(id) else {
             return;
         };
         self.refresh_ports(ctx);
         let now = ctx.now_ms;
-        let c = &mut self.conns[i];
-        c.watch(data);
-        let events = c.session.on_bytes(now, data);
-        c.pull();
-        for ev in events {
-            self.on_event(ctx, i, ev);
-        }
-        if let Some(c) = self.conns.get_mut(i) {
+        self.conns[i].framer.push(data);
+        loop {
+            let c = &mut self.conns[i];
+            if c.session.is_closed() {
+                break;
+            }
+            let events = match c.framer.next_message() {
+                None => break,
+                Some(Ok(msg)) => {
+                    c.watch(&msg);
+                    c.session.on_bytes(now, &msg)
+                }
+                // The session sees the same broken header and answers BAD_LEN.
+                Some(Err(e)) => c.session.on_bytes(now, &e.header),
+            };
             c.pull();
+            for ev in events {
+                self.on_event(ctx, i, ev);
+            }
+            self.conns[i].pull();
+            // A port-mod's port-status follows its place in the stream.
+            self.refresh_ports(ctx);
         }
-        // Port-mods announce themselves through the port diff.
-        self.refresh_ports(ctx);
         self.update_activity(now);
     }
 
@@ -716,10 +722,10 @@ impl OfAgent {
     /// A role request from connection `i`: `Ok(role granted)` or the error.
     fn set_role(&mut self, i: usize, role: u32, generation_id: u64) -> Result<u32, ()> {
         if role == OFPCR_ROLE_MASTER || role == OFPCR_ROLE_SLAVE {
-            if let Some(g) = self.role_generation {
-                if (generation_id.wrapping_sub(g) as i64) < 0 {
-                    return Err(());
-                }
+            if let Some(g) = self.role_generation
+                && (generation_id.wrapping_sub(g) as i64) < 0
+            {
+                return Err(());
             }
             self.role_generation = Some(generation_id);
         }

@@ -401,7 +401,7 @@ impl MgmtPort {
             let [w, x, y, z] = a.target.addr;
             let remote = (IpAddress::v4(w, x, y, z), a.target.port);
             let local = self.next_local_port;
-            self.next_local_port = if local >= 65535 { 49152 } else { local + 1 };
+            self.next_local_port = if local == u16::MAX { 49152 } else { local + 1 };
             let mut s = self.new_socket();
             s.set_timeout(Some(Duration::from_millis(self.config.connect_timeout_ms)));
             self.stats.connect_attempts += 1;

@@ -142,10 +142,10 @@ impl OfAgent {
             return Err(OfpError::FLOW_MOD_BAD_TABLE_ID);
         }
         let mut core = fm.to_core()?;
-        if let Some(m) = core.instructions.meter {
-            if !self.meters.is_usable(m) {
-                return Err(OfpError::UNKNOWN_METER);
-            }
+        if let Some(m) = core.instructions.meter
+            && !self.meters.is_usable(m)
+        {
+            return Err(OfpError::UNKNOWN_METER);
         }
         // OpenFlow 1.0: a modify that selects nothing adds the flow.
         if version == OFP10
