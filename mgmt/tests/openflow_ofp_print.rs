@@ -667,8 +667,10 @@ fn multipart_requests() {
     need_ofctl!();
     for v in ALL {
         mpq(v, MultipartRequest::Desc, &["OFPST_DESC request"]);
-        let mut fsr = FlowStatsRequest::default();
-        fsr.match_ = Match::any().with(OxmField::exact(Field::InPort, 1));
+        let fsr = FlowStatsRequest {
+            match_: Match::any().with(OxmField::exact(Field::InPort, 1)),
+            ..Default::default()
+        };
         if v != OFP15 {
             mpq(
                 v,

@@ -88,7 +88,7 @@ pub fn parse_actions(version: u8, body: &[u8]) -> Result<Vec<Action>, OfpError> 
     while !r.is_empty() {
         let atype = r.peek_u16(0).ok_or(OfpError::BAD_ACTION_LEN)?;
         let len = r.peek_u16(2).ok_or(OfpError::BAD_ACTION_LEN)? as usize;
-        if len < 8 || len % 8 != 0 || len > r.remaining() {
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(OfpError::BAD_ACTION_LEN);
         }
         let mut a = r.sub(len).ok_or(OfpError::BAD_ACTION_LEN)?;
@@ -467,7 +467,7 @@ pub fn parse_instructions(version: u8, body: &[u8]) -> Result<Vec<Instruction>, 
     while !r.is_empty() {
         let itype = r.peek_u16(0).ok_or(e)?;
         let len = r.peek_u16(2).ok_or(e)? as usize;
-        if len < 8 || len % 8 != 0 || len > r.remaining() {
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(e);
         }
         let mut i = r.sub(len).ok_or(e)?;

@@ -36,7 +36,7 @@ impl Bucket {
     fn parse(version: u8, r: &mut Reader<'_>) -> Result<Bucket, OfpError> {
         let e = OfpError::BAD_BUCKET;
         let len = r.peek_u16(0).ok_or(e)? as usize;
-        if len < 16 || len % 8 != 0 || len > r.remaining() {
+        if len < 16 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(e);
         }
         let mut b = r.sub(len).ok_or(e)?;
@@ -188,7 +188,7 @@ impl GroupStats {
     pub fn parse(r: &mut Reader<'_>) -> Result<GroupStats, OfpError> {
         let e = OfpError::BAD_LEN;
         let len = r.peek_u16(0).ok_or(e)? as usize;
-        if len < 40 || (len - 40) % 16 != 0 {
+        if len < 40 || !(len - 40).is_multiple_of(16) {
             return Err(e);
         }
         let mut g = r.sub(len).ok_or(e)?;

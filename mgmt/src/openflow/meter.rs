@@ -195,7 +195,7 @@ impl MeterStats {
     pub fn parse(r: &mut Reader<'_>) -> Result<MeterStats, OfpError> {
         let e = OfpError::BAD_LEN;
         let len = r.peek_u16(4).ok_or(e)? as usize;
-        if len < 40 || (len - 40) % 16 != 0 {
+        if len < 40 || !(len - 40).is_multiple_of(16) {
             return Err(e);
         }
         let mut m = r.sub(len).ok_or(e)?;

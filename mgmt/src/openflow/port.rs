@@ -33,7 +33,7 @@ pub fn from_ofp10(p: u16) -> u32 {
 
 /// A 32-bit port number as 1.0 writes it, if 1.0 can.
 pub fn to_ofp10(p: u32) -> Option<u16> {
-    if p < 0xff00 || p >= OFPP_MAX {
+    if !(0xff00..OFPP_MAX).contains(&p) {
         Some(p as u16)
     } else {
         None

@@ -470,10 +470,12 @@ impl Session {
         if modifies && self.role == OFPCR_ROLE_SLAVE {
             return Some(OfpError::IS_SLAVE);
         }
-        if let Message::FlowMod(f) = m {
-            if version == OFP10 && f.table_id != OFPTT_ALL && !self.ofp10_table_id {
-                return Some(OfpError::FLOW_MOD_BAD_COMMAND);
-            }
+        if let Message::FlowMod(f) = m
+            && version == OFP10
+            && f.table_id != OFPTT_ALL
+            && !self.ofp10_table_id
+        {
+            return Some(OfpError::FLOW_MOD_BAD_COMMAND);
         }
         None
     }
