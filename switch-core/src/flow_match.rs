@@ -177,6 +177,17 @@ impl Match {
         self.mask.set(field, 0);
     }
 
+    /// The same match without the fields whose mask is all zero (they match everything).
+    pub fn normalized(&self) -> Match {
+        let mut m = *self;
+        for f in self.fields() {
+            if self.mask.get(f) == 0 {
+                m.unset(f);
+            }
+        }
+        m
+    }
+
     /// Whether OXM field `field` is present.
     pub fn has(&self, field: Field) -> bool {
         self.fields & (1u64 << (field as u8)) != 0
@@ -514,6 +525,15 @@ mod tests {
         assert!(m.matches(&k));
         k.set(Field::VlanVid, 0);
         assert!(!m.matches(&k));
+    }
+
+    #[test]
+    fn normalized_drops_zero_masks() {
+        let m = Match::new()
+            .with(Field::InPort, 1)
+            .with_masked(Field::EthDst, 0, 0);
+        assert_eq!(m.normalized(), Match::new().with(Field::InPort, 1));
+        assert!(!m.normalized().has(Field::EthDst));
     }
 
     #[test]

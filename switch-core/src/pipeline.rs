@@ -480,7 +480,7 @@ impl Pipeline {
             _ => (0, 0),
         };
         let entry = FlowEntry {
-            match_: fm.match_,
+            match_: fm.match_.normalized(),
             priority: fm.priority,
             cookie: fm.cookie,
             flags: fm.flags,
