@@ -232,8 +232,12 @@ pub struct OfAgent {
     last_controller_ms: u64,
     fail_open: FailOpen,
     started: bool,
+    next_expiry_ms: u64,
     stats: AgentStats,
 }
+
+/// How often `poll` looks for expired flows.
+const EXPIRY_INTERVAL_MS: u64 = 200;
 
 /// The agent together with a bridge: the [`StreamHandler`] the management port's TCP glue
 /// drives.
@@ -271,6 +275,7 @@ impl OfAgent {
             last_controller_ms: now_ms,
             fail_open: FailOpen::Off,
             started: false,
+            next_expiry_ms: 0,
             stats: AgentStats::default(),
         }
     }
@@ -333,7 +338,8 @@ impl OfAgent {
     /// Whether the kernel should send a table-miss packet-in for packets the pipeline dropped
     /// on a miss (`Outcome::table_miss_drop`): true while an OpenFlow 1.0 connection that gets
     /// asynchronous messages is up, as Open vSwitch does (1.0's table miss goes to the
-    /// controller; 1.3+ needs a table-miss flow). Use `PacketInQueue::push_miss`.
+    /// controller; 1.3+ needs a table-miss flow). Use `PacketInQueue::push_miss`; the
+    /// queue's `miss_to_controller` caches this answer for the forwarding loop.
     pub fn wants_packet_in_on_miss(&self) -> bool {
         self.conns
             .iter()
@@ -487,8 +493,12 @@ impl OfAgent {
             }
             c.pull();
         }
-        let removed = ctx.pipeline.expire(now);
-        self.flows_removed(&removed);
+        // Timeouts count in seconds: walking every flow five times a second is plenty.
+        if now >= self.next_expiry_ms {
+            self.next_expiry_ms = now + EXPIRY_INTERVAL_MS;
+            let removed = ctx.pipeline.expire(now);
+            self.flows_removed(&removed);
+        }
         self.refresh_ports(ctx);
         self.deliver_packet_ins(ctx);
         self.update_activity(now);
@@ -579,6 +589,7 @@ impl OfAgent {
         let passive_async = self.config.passive_async;
         let active = self.conns.iter().any(|c| c.gets_async(passive_async));
         self.packet_ins.active = active;
+        self.packet_ins.miss_to_controller = self.wants_packet_in_on_miss();
         if !active {
             self.packet_ins.clear();
         }

@@ -294,7 +294,7 @@ impl MgmtPort {
         }
         self.run_dhcp();
         self.start_connections(now_ms);
-        self.service(now_ms, openflow, &mut ovsdb);
+        self.service(now_ms, openflow, &mut ovsdb, true);
         self.ensure_listeners(now_ms);
         for _ in 0..self.config.egress_budget {
             if self.iface.poll_egress(t, device, &mut self.sockets)
@@ -302,8 +302,8 @@ impl MgmtPort {
             {
                 break;
             }
-            // Refill the transmit buffers that just drained.
-            self.service(now_ms, openflow, &mut ovsdb);
+            // Refill the transmit buffers that just drained (no reading: that budget is spent).
+            self.service(now_ms, openflow, &mut ovsdb, false);
         }
     }
 
@@ -442,13 +442,14 @@ impl MgmtPort {
         now_ms: u64,
         openflow: &mut dyn StreamHandler,
         ovsdb: &mut Option<&mut dyn StreamHandler>,
+        read: bool,
     ) {
         let mut i = 0;
         while i < self.conns.len() {
             let keep = match (self.conns[i].service, ovsdb.as_mut()) {
-                (Service::OpenFlow, _) => self.service_one(i, now_ms, Some(&mut *openflow)),
-                (Service::Ovsdb, Some(h)) => self.service_one(i, now_ms, Some(&mut **h)),
-                (Service::Ovsdb, None) => self.service_one(i, now_ms, None),
+                (Service::OpenFlow, _) => self.service_one(i, now_ms, Some(&mut *openflow), read),
+                (Service::Ovsdb, Some(h)) => self.service_one(i, now_ms, Some(&mut **h), read),
+                (Service::Ovsdb, None) => self.service_one(i, now_ms, None, read),
             };
             if keep {
                 i += 1;
@@ -478,6 +479,7 @@ impl MgmtPort {
         i: usize,
         now_ms: u64,
         handler: Option<&mut dyn StreamHandler>,
+        read: bool,
     ) -> bool {
         let c = &mut self.conns[i];
         let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
@@ -519,7 +521,7 @@ impl MgmtPort {
             return false;
         }
         // Read what the service takes.
-        let mut budget = self.config.read_budget;
+        let mut budget = if read { self.config.read_budget } else { 0 };
         while budget > 0 && s.can_recv() && h.can_receive(tok) {
             let r = s.recv(|data| {
                 let n = data.len().min(budget);

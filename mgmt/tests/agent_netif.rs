@@ -17,8 +17,9 @@ use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Mediu
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress, Icmpv4Packet,
-    Icmpv4Repr, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
+    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, IpProtocol,
+    Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 use switch_core::flow::Field;
 use switch_core::normal::NormalSwitch;
@@ -613,4 +614,185 @@ fn controller_behind_a_cut_cable_times_out_by_echo() {
     w.sw.dev.up.set(false);
     assert!(w.run_until(20_000, |w| !w.sw.agent.controller_connected()));
     assert!(w.now >= 15_000);
+}
+
+/// Parses a DHCP client message out of an Ethernet frame: (message type, xid, requested ip).
+fn dhcp_request(f: &[u8]) -> Option<(DhcpMessageType, u32)> {
+    let eth = EthernetFrame::new_checked(f).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Udp {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    if udp.dst_port() != 67 {
+        return None;
+    }
+    let d = DhcpPacket::new_checked(udp.payload()).ok()?;
+    let r = DhcpRepr::parse(&d).ok()?;
+    Some((r.message_type, r.transaction_id))
+}
+
+/// A DHCP server's answer (OFFER or ACK) for the switch.
+fn dhcp_answer(kind: DhcpMessageType, xid: u32) -> Vec<u8> {
+    let server = Ipv4Address::from(PEER_IP);
+    let repr = DhcpRepr {
+        message_type: kind,
+        transaction_id: xid,
+        secs: 0,
+        client_hardware_address: EthernetAddress(SWITCH_MAC),
+        client_ip: Ipv4Address::UNSPECIFIED,
+        your_ip: Ipv4Address::new(10, 0, 0, 42),
+        server_ip: server,
+        router: Some(server),
+        subnet_mask: Some(Ipv4Address::new(255, 255, 255, 0)),
+        relay_agent_ip: Ipv4Address::UNSPECIFIED,
+        broadcast: false,
+        requested_ip: None,
+        client_identifier: None,
+        server_identifier: Some(server),
+        parameter_request_list: None,
+        dns_servers: None,
+        max_size: None,
+        lease_duration: Some(3600),
+        renew_duration: None,
+        rebind_duration: None,
+        additional_options: &[],
+    };
+    let udp = UdpRepr {
+        src_port: 67,
+        dst_port: 68,
+    };
+    let dlen = repr.buffer_len();
+    let ip = Ipv4Repr {
+        src_addr: server,
+        dst_addr: Ipv4Address::BROADCAST,
+        next_header: IpProtocol::Udp,
+        payload_len: 8 + dlen,
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(PEER_MAC),
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; 14 + 20 + 8 + dlen];
+    let caps = ChecksumCapabilities::default();
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]), &caps);
+    udp.emit(
+        &mut UdpPacket::new_unchecked(&mut buf[34..]),
+        &IpAddress::Ipv4(server),
+        &IpAddress::Ipv4(Ipv4Address::BROADCAST),
+        dlen,
+        |p| {
+            repr.emit(&mut DhcpPacket::new_unchecked(p)).unwrap();
+        },
+        &caps,
+    );
+    buf
+}
+
+#[test]
+fn dhcp_when_no_address_is_given() {
+    let (a, b) = cable();
+    let mut dev = a;
+    let mut port = MgmtPort::new(
+        NetifConfig {
+            mac: SWITCH_MAC,
+            ip: None,
+            random_seed: 3,
+            ..NetifConfig::default()
+        },
+        &mut dev,
+        0,
+    );
+    let mut sw = Switch::new(cable().0, vec![], 0);
+    assert_eq!(port.ipv4_addr(), None);
+    let mut now = 0;
+    let mut configured = false;
+    for _ in 0..200 {
+        now += 10;
+        let mut ctx = BridgeCtx {
+            pipeline: &mut sw.pipeline,
+            ports: &mut sw.ports,
+            normal: &mut sw.normal,
+            sink: &mut sw.sink,
+            now_ms: now,
+        };
+        let mut streams = sw.agent.streams(&mut ctx);
+        port.poll(now, &mut dev, &mut streams, None);
+        let frames: Vec<Vec<u8>> = b.rx.borrow_mut().drain(..).collect();
+        for f in frames {
+            match dhcp_request(&f) {
+                Some((DhcpMessageType::Discover, xid)) => {
+                    b.tx.borrow_mut()
+                        .push_back(dhcp_answer(DhcpMessageType::Offer, xid))
+                }
+                Some((DhcpMessageType::Request, xid)) => {
+                    b.tx.borrow_mut()
+                        .push_back(dhcp_answer(DhcpMessageType::Ack, xid))
+                }
+                _ => {}
+            }
+        }
+        if port.ipv4_addr() == Some([10, 0, 0, 42]) {
+            configured = true;
+            break;
+        }
+    }
+    assert!(configured, "no DHCP lease");
+}
+
+#[test]
+fn large_replies_cross_in_pieces() {
+    use switch_core::action::Instructions;
+    use switch_core::flow_match::Match as CoreMatch;
+    use switch_core::pipeline::FlowMod as CoreFlowMod;
+    let mut w = World::new(vec![]);
+    for i in 0..3000u32 {
+        let mut m = CoreMatch::new();
+        m.set(Field::InPort, 1);
+        m.set(Field::EthType, 0x0800);
+        m.set(Field::Ipv4Src, 0x0a00_0000 + i as u128);
+        let fm = CoreFlowMod::add(0, 5, m, Instructions::drop());
+        w.sw.pipeline.flow_mod(&fm, 0).unwrap();
+    }
+    let h = w.peer.connect(6653, 45000);
+    assert!(w.run_until(2_000, |w| w.peer.tcp(h).state() == tcp::State::Established));
+    let mut b = hello13();
+    b.extend(
+        Message::MultipartRequest {
+            flags: 0,
+            body: mgmt::openflow::multipart::MultipartRequest::Flow(Default::default()),
+        }
+        .encode(OFP13, 9)
+        .unwrap(),
+    );
+    b.extend(Message::BarrierRequest.encode(OFP13, 10).unwrap());
+    w.peer.send(h, &b);
+    let mut fr = Framer::default();
+    let mut flows = 0;
+    let mut barrier = false;
+    assert!(w.run_until(10_000, |w| {
+        let bytes = w.peer.recv_all(h);
+        for (xid, m) in decode(&bytes, &mut fr) {
+            match m {
+                Message::MultipartReply {
+                    body: mgmt::openflow::multipart::MultipartReply::Flow(f),
+                    ..
+                } => {
+                    assert_eq!(xid, 9);
+                    flows += f.len();
+                }
+                Message::BarrierReply => barrier = true,
+                _ => {}
+            }
+        }
+        barrier
+    }));
+    assert_eq!(flows, 3000);
+    assert!(w.sw.port.stats().bytes_out > 200_000);
 }

@@ -26,6 +26,9 @@ pub struct PacketInQueue {
     capacity: usize,
     /// Set by the agent: some connection may receive packet-ins.
     pub(crate) active: bool,
+    /// Set by the agent: an OpenFlow 1.0 controller is connected, so a packet the pipeline
+    /// drops on a table miss should go to `push_miss` (see `OfAgent::wants_packet_in_on_miss`).
+    pub miss_to_controller: bool,
     /// Packet-ins dropped because the queue was full.
     pub dropped: u64,
 }
@@ -36,6 +39,7 @@ impl PacketInQueue {
             q: VecDeque::new(),
             capacity,
             active: false,
+            miss_to_controller: false,
             dropped: 0,
         }
     }
