@@ -28,7 +28,12 @@ fn views(d: &[u8]) {
         let _ = (p.target_hardware_addr(), p.target_protocol_addr());
     }
     if let Ok(p) = Ipv4Packet::new_checked_header(d) {
-        let _ = (p.options().len(), p.payload().len(), p.verify_checksum(), p.frag_offset());
+        let _ = (
+            p.options().len(),
+            p.payload().len(),
+            p.verify_checksum(),
+            p.frag_offset(),
+        );
         assert!(p.payload().len() + p.header_len() <= d.len());
     }
     if let Ok(p) = Ipv4Packet::new_checked(d) {
@@ -43,7 +48,12 @@ fn views(d: &[u8]) {
     assert!(w.offset <= d.len());
     if let Ok(p) = TcpPacket::new_checked(d) {
         let _ = TcpRepr::parse(&p);
-        let _ = (p.options().len(), p.payload().len(), p.verify_checksum(0), p.flags());
+        let _ = (
+            p.options().len(),
+            p.payload().len(),
+            p.verify_checksum(0),
+            p.flags(),
+        );
     }
     if let Ok(p) = UdpPacket::new_checked_header(d) {
         let _ = (p.payload().len(), p.verify_checksum(0));
@@ -111,7 +121,11 @@ fuzz_target!(|data: &[u8]| {
         let before = f.to_vec();
         let r = set_field(&mut f, field, value);
         if r.is_err() {
-            assert_eq!(f.data(), &before[..], "{field:?} failed but changed the frame");
+            assert_eq!(
+                f.data(),
+                &before[..],
+                "{field:?} failed but changed the frame"
+            );
         } else if ok_before && field != Field::EthType && verify_checksums(&before) {
             assert!(verify_checksums(f.data()), "{field:?} broke a checksum");
         }
@@ -139,7 +153,10 @@ fuzz_target!(|data: &[u8]| {
         k.eth_type()
     };
     if before_ok && before_type == after_type {
-        assert!(verify_checksums(f.data()), "ttl/vlan actions broke a checksum");
+        assert!(
+            verify_checksums(f.data()),
+            "ttl/vlan actions broke a checksum"
+        );
     }
     let mut copy = f.to_vec();
     packet::fill_checksums(&mut copy);
