@@ -24,6 +24,15 @@
 //! bytes. Port tx counters are the caller's: the sink sees every output and can count it
 //! (`PortCounters::record_tx`) when the frame is actually queued.
 
+//! ## Not (yet) supported
+//!
+//! - Actions outside [`Action`]: copy-TTL in/out, MPLS and PBB push/pop, set-MPLS-TTL,
+//!   experimenter actions. A decoder answers those with `OfpError::BAD_ACTION_BAD_TYPE`.
+//! - The key holds one VLAN tag: after pop-VLAN of a double-tagged frame the key says
+//!   "untagged" although the bytes still carry the inner tag.
+//! - Meters are a hook ([`MeterHook`]); meter-mod and bands come later.
+//! - Table-mod / table-features: every table has the OF1.3 default miss behaviour (drop).
+
 mod exec;
 mod rewrite;
 
