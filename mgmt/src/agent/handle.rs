@@ -375,7 +375,8 @@ impl OfAgent {
                     })
                     .collect(),
             ),
-            MultipartRequest::GroupDesc => MultipartReply::GroupDesc(
+            // (`{ .. }`: OpenFlow 1.5 may name one group; all are listed.)
+            MultipartRequest::GroupDesc { .. } => MultipartReply::GroupDesc(
                 pipeline
                     .groups()
                     .iter()
