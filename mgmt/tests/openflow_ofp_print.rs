@@ -558,7 +558,7 @@ fn packet_out() {
 fn groups_meters_tables_roles_async() {
     need_ofctl!();
     for v in V13UP {
-        if v < OFP15 {
+        {
             let gm = GroupMod {
                 command: GroupCommand::Add,
                 group_type: 1,
@@ -589,7 +589,11 @@ fn groups_meters_tables_roles_async() {
                 &Message::GroupMod(gm),
                 &[
                     "OFPT_GROUP_MOD",
-                    "ADD group_id=5,type=select,bucket=weight:10,actions=output:1,bucket=weight:20,actions=output:2",
+                    if v >= OFP15 {
+                        "ADD group_id=5,type=select,bucket=bucket_id:0,weight:10,actions=output:1,bucket=bucket_id:1,weight:20,actions=output:2"
+                    } else {
+                        "ADD group_id=5,type=select,bucket=weight:10,actions=output:1,bucket=weight:20,actions=output:2"
+                    },
                 ],
             );
         }
@@ -710,10 +714,12 @@ fn multipart_requests() {
             },
             &["OFPST_GROUP request", "group_id=ALL"],
         );
-        if v < OFP15 {
+        {
             mpq(
                 v,
-                MultipartRequest::GroupDesc,
+                MultipartRequest::GroupDesc {
+                    group_id: 0xffff_fffc,
+                },
                 &["OFPST_GROUP_DESC request"],
             );
         }
@@ -893,7 +899,7 @@ fn multipart_replies() {
                 "bucket0:packet_count=3,byte_count=30",
             ],
         );
-        if v < OFP15 {
+        {
             let gd = GroupDesc {
                 group_type: 0,
                 group_id: 5,
@@ -912,7 +918,11 @@ fn multipart_replies() {
                 MultipartReply::GroupDesc(vec![gd]),
                 &[
                     "OFPST_GROUP_DESC reply",
-                    "group_id=5,type=all,bucket=actions=output:1",
+                    if v >= OFP15 {
+                        "group_id=5,type=all,bucket=bucket_id:0,actions=output:1"
+                    } else {
+                        "group_id=5,type=all,bucket=actions=output:1"
+                    },
                 ],
             );
         }

@@ -129,7 +129,7 @@ impl MiniSwitch {
                     ),
                     MultipartRequest::Queue { .. } => MultipartReply::Queue(vec![]),
                     MultipartRequest::Group { .. } => MultipartReply::Group(vec![]),
-                    MultipartRequest::GroupDesc => MultipartReply::GroupDesc(
+                    MultipartRequest::GroupDesc { .. } => MultipartReply::GroupDesc(
                         self.groups
                             .iter()
                             .map(|g| mgmt::openflow::group::GroupDesc {
@@ -521,6 +521,16 @@ fn dump_flows_of14_of15() {
     let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-aggregate"], &[], &mut sw);
     assert!(
         out.contains("packet_count=6 byte_count=360 flow_count=2"),
+        "{out}"
+    );
+    run_ofctl(
+        &["-O", "OpenFlow15", "add-group"],
+        &["group_id=9,type=ff,bucket=watch_port:1,output:1,bucket=watch_port:2,output:2"],
+        &mut sw,
+    );
+    let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-groups"], &[], &mut sw);
+    assert!(
+        out.contains("group_id=9,type=ff,bucket=bucket_id:0,watch_port:1,actions=output:1,bucket=bucket_id:1,watch_port:2,actions=output:2"),
         "{out}"
     );
     let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-ports-desc"], &[], &mut sw);

@@ -1,8 +1,10 @@
-//! Groups: `GROUP_MOD`, buckets, and the group multipart bodies (1.1+ layouts; OpenFlow 1.5's
-//! bucket-with-properties layout is not implemented and is refused with `BAD_TYPE`).
+//! Groups: `GROUP_MOD`, buckets, and the group multipart bodies, in the 1.1-1.4 layout and in
+//! OpenFlow 1.5's (bucket ids, bucket properties for weight and watch port/group). The 1.5
+//! INSERT_BUCKET/REMOVE_BUCKET commands are refused with `GROUP_MOD_FAILED/BAD_COMMAND`.
 
 use alloc::vec::Vec;
 
+use super::OFP15;
 use super::action::{Action, emit_actions, parse_actions};
 use super::bytes::{Put, Reader};
 use super::error::OfpError;
@@ -67,12 +69,101 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// OpenFlow 1.5 `ofp_bucket`: len, action_array_len, bucket_id, actions, properties.
+    fn parse15(r: &mut Reader<'_>, group_type: u8) -> Result<Bucket, OfpError> {
+        let e = OfpError::BAD_BUCKET;
+        let len = r.peek_u16(0).ok_or(e)? as usize;
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
+            return Err(e);
+        }
+        let mut b = r.sub(len).ok_or(e)?;
+        b.skip(2).ok_or(e)?;
+        let alen = b.u16().ok_or(e)? as usize;
+        b.skip(4).ok_or(e)?; // bucket_id: ids are the buckets' positions here
+        let actions = parse_actions(OFP15, b.bytes(alen).ok_or(e)?)?;
+        let mut bucket = Bucket {
+            weight: if group_type == OFPGT_SELECT { 1 } else { 0 },
+            watch_port: super::port::OFPP_ANY,
+            watch_group: OFPG_ANY,
+            actions,
+        };
+        while !b.is_empty() {
+            let ptype = b.u16().ok_or(e)?;
+            let plen = b.u16().ok_or(e)? as usize;
+            if plen < 4 {
+                return Err(OfpError::BAD_PROPERTY_LEN);
+            }
+            let mut p = b.sub(plen - 4).ok_or(OfpError::BAD_PROPERTY_LEN)?;
+            b.skip((8 - plen % 8) % 8).ok_or(e)?;
+            let bad = OfpError::BAD_PROPERTY_LEN;
+            match ptype {
+                0 => bucket.weight = p.u16().ok_or(bad)?,
+                1 => bucket.watch_port = p.u32().ok_or(bad)?,
+                2 => bucket.watch_group = p.u32().ok_or(bad)?,
+                _ => return Err(OfpError::BAD_PROPERTY_TYPE),
+            }
+        }
+        Ok(bucket)
+    }
+
+    fn emit15(&self, id: u32, group_type: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
+        let start = out.len();
+        out.put_u16(0);
+        out.put_u16(0);
+        out.put_u32(id);
+        emit_actions(OFP15, &self.actions, out)?;
+        let alen = (out.len() - start - 8) as u16;
+        if group_type == OFPGT_SELECT {
+            out.put_u16(0);
+            out.put_u16(8);
+            out.put_u16(self.weight);
+            out.put_u16(0);
+        }
+        if self.watch_port != super::port::OFPP_ANY {
+            out.put_u16(1);
+            out.put_u16(8);
+            out.put_u32(self.watch_port);
+        }
+        if self.watch_group != OFPG_ANY {
+            out.put_u16(2);
+            out.put_u16(8);
+            out.put_u32(self.watch_group);
+        }
+        let len = (out.len() - start) as u16;
+        out.set_u16(start, len);
+        out.set_u16(start + 2, alen);
+        Ok(())
+    }
+}
+
 fn parse_buckets(version: u8, r: &mut Reader<'_>) -> Result<Vec<Bucket>, OfpError> {
     let mut v = Vec::new();
     while !r.is_empty() {
         v.push(Bucket::parse(version, r)?);
     }
     Ok(v)
+}
+
+/// 1.5: the bucket array (`len` bytes), then group properties (ignored).
+fn parse_buckets15(
+    r: &mut Reader<'_>,
+    len: usize,
+    group_type: u8,
+) -> Result<Vec<Bucket>, OfpError> {
+    let mut b = r.sub(len).ok_or(OfpError::BAD_BUCKET)?;
+    let mut v = Vec::new();
+    while !b.is_empty() {
+        v.push(Bucket::parse15(&mut b, group_type)?);
+    }
+    Ok(v)
+}
+
+fn emit_buckets15(buckets: &[Bucket], group_type: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
+    for (i, b) in buckets.iter().enumerate() {
+        b.emit15(i as u32, group_type, out)?;
+    }
+    Ok(())
 }
 
 /// `GROUP_MOD`.
@@ -106,11 +197,20 @@ impl GroupMod {
         if !id_ok {
             return Err(OfpError::INVALID_GROUP);
         }
+        let buckets = if version >= OFP15 {
+            let blen = r.u16().ok_or(e)? as usize;
+            r.skip(6).ok_or(e)?; // pad, command_bucket_id (only for the bucket commands)
+            let b = parse_buckets15(r, blen, group_type)?;
+            // Group properties (experimenter only in 1.5) are ignored.
+            b
+        } else {
+            parse_buckets(version, r)?
+        };
         Ok(GroupMod {
             command,
             group_type,
             group_id,
-            buckets: parse_buckets(version, r)?,
+            buckets,
         })
     }
 
@@ -123,6 +223,16 @@ impl GroupMod {
         out.put_u8(self.group_type);
         out.put_u8(0);
         out.put_u32(self.group_id);
+        if version >= OFP15 {
+            let at = out.len();
+            out.put_u16(0);
+            out.put_u16(0);
+            out.put_u32(0xffff_ffff); // command_bucket_id = OFPG_BUCKET_ALL
+            emit_buckets15(&self.buckets, self.group_type, out)?;
+            let blen = (out.len() - at - 8) as u16;
+            out.set_u16(at, blen);
+            return Ok(());
+        }
         for b in &self.buckets {
             b.emit(version, out)?;
         }
@@ -150,10 +260,17 @@ impl GroupDesc {
         let group_type = g.u8().ok_or(e)?;
         g.skip(1).ok_or(e)?;
         let group_id = g.u32().ok_or(e)?;
+        let buckets = if version >= OFP15 {
+            let blen = g.u16().ok_or(e)? as usize;
+            g.skip(6).ok_or(e)?;
+            parse_buckets15(&mut g, blen, group_type)?
+        } else {
+            parse_buckets(version, &mut g)?
+        };
         Ok(GroupDesc {
             group_type,
             group_id,
-            buckets: parse_buckets(version, &mut g)?,
+            buckets,
         })
     }
     pub fn emit(&self, version: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
@@ -162,8 +279,16 @@ impl GroupDesc {
         out.put_u8(self.group_type);
         out.put_u8(0);
         out.put_u32(self.group_id);
-        for b in &self.buckets {
-            b.emit(version, out)?;
+        if version >= OFP15 {
+            out.put_u16(0);
+            out.put_zeros(6);
+            emit_buckets15(&self.buckets, self.group_type, out)?;
+            let blen = (out.len() - start - 16) as u16;
+            out.set_u16(start + 8, blen);
+        } else {
+            for b in &self.buckets {
+                b.emit(version, out)?;
+            }
         }
         let len = (out.len() - start) as u16;
         out.set_u16(start, len);

@@ -510,10 +510,7 @@ fn decode_body(version: u8, t: u8, r: &mut Reader<'_>) -> Result<Message, OfpErr
         }
         ofpt::PACKET_OUT => Message::PacketOut(decode_packet_out(version, r)?),
         ofpt::FLOW_MOD => Message::FlowMod(decode_flow_mod(version, r)?),
-        ofpt::GROUP_MOD => {
-            need(version < OFP15)?;
-            Message::GroupMod(GroupMod::parse(version, r)?)
-        }
+        ofpt::GROUP_MOD => Message::GroupMod(GroupMod::parse(version, r)?),
         ofpt::PORT_MOD => {
             let pm = PortMod::parse(version, r)?;
             done(r, Message::PortMod(pm))?
@@ -1122,7 +1119,7 @@ fn encode_body(m: &Message, version: u8, out: &mut Vec<u8>) -> Result<u8, OfpErr
             ofpt::FLOW_MOD
         }
         Message::GroupMod(g) => {
-            need(!v10 && version < OFP15)?;
+            need(!v10)?;
             g.emit(version, out)?;
             ofpt::GROUP_MOD
         }

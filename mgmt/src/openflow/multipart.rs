@@ -129,7 +129,10 @@ pub enum MultipartRequest {
     Group {
         group_id: u32,
     },
-    GroupDesc,
+    /// 1.5 can ask for one group; earlier versions always mean `OFPG_ALL`.
+    GroupDesc {
+        group_id: u32,
+    },
     GroupFeatures,
     Meter {
         meter_id: u32,
@@ -153,7 +156,7 @@ impl MultipartRequest {
             MultipartRequest::PortStats { .. } => OFPMP_PORT_STATS,
             MultipartRequest::Queue { .. } => OFPMP_QUEUE,
             MultipartRequest::Group { .. } => OFPMP_GROUP,
-            MultipartRequest::GroupDesc => OFPMP_GROUP_DESC,
+            MultipartRequest::GroupDesc { .. } => OFPMP_GROUP_DESC,
             MultipartRequest::GroupFeatures => OFPMP_GROUP_FEATURES,
             MultipartRequest::Meter { .. } => OFPMP_METER,
             MultipartRequest::MeterConfig { .. } => OFPMP_METER_CONFIG,
@@ -213,7 +216,14 @@ impl MultipartRequest {
                     _ => MultipartRequest::MeterConfig { meter_id: id },
                 }
             }
-            OFPMP_GROUP_DESC => MultipartRequest::GroupDesc,
+            OFPMP_GROUP_DESC => {
+                let mut group_id = super::group::OFPG_ALL;
+                if version >= super::OFP15 {
+                    group_id = r.u32().ok_or(e)?;
+                    r.skip(4).ok_or(e)?;
+                }
+                MultipartRequest::GroupDesc { group_id }
+            }
             OFPMP_GROUP_FEATURES => MultipartRequest::GroupFeatures,
             OFPMP_METER_FEATURES => MultipartRequest::MeterFeatures,
             OFPMP_TABLE_FEATURES => {
@@ -265,6 +275,10 @@ impl MultipartRequest {
                 out.put_u32(0);
             }
             MultipartRequest::TableFeatures(v) => v.iter().for_each(|t| t.emit(out)),
+            MultipartRequest::GroupDesc { group_id } if version >= super::OFP15 => {
+                out.put_u32(*group_id);
+                out.put_u32(0);
+            }
             MultipartRequest::PortDesc if version >= super::OFP15 => {
                 out.put_u32(port::OFPP_ANY);
                 out.put_u32(0);
