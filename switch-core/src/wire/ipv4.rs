@@ -162,6 +162,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         usize::from(self.total_len()).min(self.buffer.as_ref().len())
     }
     /// The payload, up to `total_len` or as much as the buffer holds.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         get_slice(self.buffer.as_ref(), self.header_len(), self.packet_end())
     }

@@ -138,6 +138,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         (HEADER_LEN + usize::from(self.payload_len())).min(self.buffer.as_ref().len())
     }
     /// The payload (extension headers included), as much as the buffer holds.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         get_slice(self.buffer.as_ref(), HEADER_LEN, self.packet_end())
     }
