@@ -478,3 +478,23 @@ fn byte_at_a_time() {
         );
     }
 }
+
+/// Fuzz find (of_session): a request and a bad length in one read. The request is still
+/// delivered, and its answer can still be queued after the disconnect.
+#[test]
+fn answer_after_disconnect_in_same_read() {
+    let mut s = connected(OFP13);
+    let mut input = enc(OFP13, 30, Message::BarrierRequest);
+    input.extend_from_slice(&[4, 2, 0, 3, 0, 0, 0, 31]);
+    let ev = s.on_bytes(0, &input);
+    assert_eq!(ev.len(), 2);
+    assert!(matches!(&ev[0], SessionEvent::Request(r) if r.xid == 30));
+    assert_eq!(
+        ev[1],
+        SessionEvent::Disconnect(DisconnectReason::BadFraming)
+    );
+    s.send(30, &Message::BarrierReply).unwrap();
+    let out = msgs(&s.poll_output());
+    assert!(matches!(out[0].2, Message::Error(_)));
+    assert_eq!(out[1], (OFP13, 30, Message::BarrierReply));
+}

@@ -148,6 +148,9 @@ pub struct Session {
     async_config: AsyncConfig,
     role: u32,
     ofp10_table_id: bool,
+    /// The negotiated version, kept after the session closes so that answers to requests
+    /// received before the close can still be queued.
+    negotiated: Option<u8>,
 }
 
 impl Session {
@@ -174,6 +177,7 @@ impl Session {
             async_config: AsyncConfig::default_masks(),
             role: super::message::OFPCR_ROLE_EQUAL,
             ofp10_table_id: false,
+            negotiated: None,
         };
         let max = 31 - versions.leading_zeros() as u8;
         let xid = s.alloc_xid();
@@ -242,9 +246,10 @@ impl Session {
         x
     }
 
-    /// Queues `msg` with `xid` in the negotiated version.
+    /// Queues `msg` with `xid` in the negotiated version (`BAD_VERSION` before negotiation).
+    /// Works after a disconnect too, for answers to requests that arrived before it.
     pub fn send(&mut self, xid: u32, msg: &Message) -> Result<(), OfpError> {
-        let v = self.version().ok_or(OfpError::BAD_VERSION)?;
+        let v = self.negotiated.ok_or(OfpError::BAD_VERSION)?;
         msg.encode_into(v, xid, &mut self.out)
     }
 
@@ -256,7 +261,7 @@ impl Session {
 
     /// Queues `OFPT_ERROR` for the request whose first bytes are `head`.
     pub fn send_error(&mut self, err: OfpError, head: &[u8]) {
-        let version = self.version().unwrap_or(OFP10);
+        let version = self.negotiated.unwrap_or(OFP10);
         let xid = Header::parse_prefix(head).map_or(0, |h| h.xid);
         self.queue_error(version, xid, err, head);
     }
@@ -360,6 +365,7 @@ impl Session {
                 match negotiate(self.config.versions, header.version, &hello) {
                     Some(v) => {
                         self.state = State::Connected(v);
+                        self.negotiated = Some(v);
                         events.push(SessionEvent::Connected { version: v });
                     }
                     None => {
