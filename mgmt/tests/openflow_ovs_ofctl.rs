@@ -337,6 +337,14 @@ fn show_of10() {
     assert!(out.contains("OFPT_FEATURES_REPLY"), "{out}");
     assert!(out.contains("2(eth2): addr:02:00:00:00:00:02"), "{out}");
     assert!(out.contains("1GB-FD COPPER"), "{out}");
+    // OVS's OpenFlow 1.0 extension: port descriptions as stats type 13.
+    let (out, _) = run_ofctl(&["-O", "OpenFlow10", "dump-ports-desc"], &[], &mut sw);
+    assert!(out.contains("OFPST_PORT_DESC reply"), "{out}");
+    assert!(out.contains("2(eth2): addr:02:00:00:00:00:02"), "{out}");
+    let (out, _) = run_ofctl(&["-O", "OpenFlow10", "dump-ports"], &[], &mut sw);
+    assert!(out.contains("port  1: rx pkts=11"), "{out}");
+    let (out, _) = run_ofctl(&["-O", "OpenFlow10", "dump-tables"], &[], &mut sw);
+    assert!(out.contains("OFPST_TABLE reply"), "{out}");
 }
 
 #[test]

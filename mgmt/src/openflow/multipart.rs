@@ -289,10 +289,11 @@ impl MultipartRequest {
     }
 }
 
-/// Whether multipart/stats type `t` exists in `version`.
+/// Whether multipart/stats type `t` exists in `version`. OpenFlow 1.0 gets port descriptions
+/// (type 13) too, as Open vSwitch extends it.
 pub fn type_exists(version: u8, t: u16) -> bool {
     if version == OFP10 {
-        t <= OFPMP_QUEUE
+        t <= OFPMP_QUEUE || t == OFPMP_PORT_DESC
     } else {
         t <= OFPMP_PORT_DESC
     }
