@@ -10,7 +10,34 @@
 //! (`crate::netif`) feeds; the host tests feed it byte vectors directly.
 //!
 //! Everything is applied synchronously: when a request's bytes have been received, its effect is
-//! in the pipeline, so a barrier is answered at once.
+//! in the pipeline, so a barrier is answered at once. The agent only changes the pipeline and
+//! the port table; a datapath cache in front of the pipeline notices by their generations.
+//!
+//! # Wiring it into the kernel
+//!
+//! ```ignore
+//! // Boot: the agent, then the management port on the management NIC (a `phy::Device`).
+//! let mut agent = OfAgent::new(AgentConfig::from_settings(&settings, fail_mode), now_ms);
+//! let mut mgmt = MgmtPort::new(NetifConfig::from_settings(&settings, mgmt_mac, tsc), &mut dev, now_ms);
+//! // (Bridge::new must not install its own NORMAL flow: the agent's first poll does when the
+//! // fail mode and the controllers call for it.)
+//!
+//! // Forwarding: meters and packet-ins go to the agent.
+//! let (meters, packet_ins) = agent.datapath_hooks();
+//! let mut env = Env { ports: &port_table, normal: Some(&mut normal), meters: Some(meters), now_ms };
+//! // in the sink: fn controller(&mut self, pi: &PacketIn) { self.packet_ins.push(pi) }
+//! let outcome = pipeline.process(&mut env, &mut key, &mut frame, &mut wc, &mut sink);
+//! if outcome.table_miss_drop && packet_ins.miss_to_controller {
+//!     packet_ins.push_miss(&key, frame.data(), 0); // OpenFlow 1.0 controllers only
+//! }
+//!
+//! // Every N iterations (bounded work; flow expiry included, so drop `pipeline.expire`
+//! // from housekeeping or pass its result to `agent.flows_removed`):
+//! let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut port_table,
+//!                           normal: &mut normal, sink: &mut tx_sink, now_ms };
+//! mgmt.poll_with_agent(now_ms, &mut dev, &mut agent, &mut ctx, None /* OVSDB later */);
+//! // then flush the tx batches the packet-outs filled.
+//! ```
 
 mod handle;
 mod meters;
@@ -87,6 +114,29 @@ pub struct AgentConfig {
     /// Whether passive (`ptcp:`) connections get asynchronous messages without asking. Open
     /// vSwitch: no, until they set a non-zero `miss_send_len` with `SET_CONFIG`.
     pub passive_async: bool,
+}
+
+impl FailMode {
+    /// `secure` or `standalone` (the `fail_mode` values of Open vSwitch).
+    pub fn from_name(s: &str) -> Option<FailMode> {
+        match s {
+            "secure" => Some(FailMode::Secure),
+            "standalone" => Some(FailMode::Standalone),
+            _ => None,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The settings for a bridge booted with `settings` (controllers from the command line)
+    /// in `fail_mode`.
+    pub fn from_settings(settings: &crate::cmdline::BootSettings, fail_mode: FailMode) -> Self {
+        AgentConfig {
+            fail_mode,
+            has_controllers: !settings.controllers.is_empty(),
+            ..AgentConfig::default()
+        }
+    }
 }
 
 impl Default for AgentConfig {

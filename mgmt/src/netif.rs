@@ -113,6 +113,26 @@ impl Default for NetifConfig {
     }
 }
 
+impl NetifConfig {
+    /// The management port of a machine booted with `settings`: its address (DHCP without
+    /// one), gateway and controllers; `mac` is the management NIC's, `seed` should differ per
+    /// boot (a timestamp counter) so TCP sequence numbers do.
+    pub fn from_settings(
+        settings: &crate::cmdline::BootSettings,
+        mac: [u8; 6],
+        seed: u64,
+    ) -> NetifConfig {
+        NetifConfig {
+            mac,
+            ip: settings.mgmt_ip,
+            gateway: settings.mgmt_gw,
+            controllers: settings.controllers.clone(),
+            random_seed: seed,
+            ..NetifConfig::default()
+        }
+    }
+}
+
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetifStats {
@@ -305,6 +325,22 @@ impl MgmtPort {
             // Refill the transmit buffers that just drained (no reading: that budget is spent).
             self.service(now_ms, openflow, &mut ovsdb, false);
         }
+    }
+
+    /// The management round for an OpenFlow agent and its bridge: the agent's timers and
+    /// asynchronous messages, then [`MgmtPort::poll`] with the agent as the OpenFlow service.
+    pub fn poll_with_agent<D: Device + ?Sized>(
+        &mut self,
+        now_ms: u64,
+        device: &mut D,
+        agent: &mut crate::agent::OfAgent,
+        ctx: &mut crate::agent::BridgeCtx<'_>,
+        ovsdb: Option<&mut dyn StreamHandler>,
+    ) {
+        ctx.now_ms = now_ms;
+        agent.poll(ctx);
+        let mut streams = agent.streams(ctx);
+        self.poll(now_ms, device, &mut streams, ovsdb);
     }
 
     fn new_socket(&self) -> tcp::Socket<'static> {

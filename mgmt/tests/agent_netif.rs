@@ -160,10 +160,13 @@ impl Switch {
             sink: &mut self.sink,
             now_ms: now,
         };
-        self.agent.poll(&mut ctx);
-        let mut streams = self.agent.streams(&mut ctx);
-        self.port
-            .poll(now, &mut self.dev, &mut streams, Some(&mut self.ovsdb));
+        self.port.poll_with_agent(
+            now,
+            &mut self.dev,
+            &mut self.agent,
+            &mut ctx,
+            Some(&mut self.ovsdb),
+        );
     }
 }
 
