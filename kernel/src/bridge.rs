@@ -1,6 +1,7 @@
 //! The bridge: data ports (every NIC but the management one, numbered from 1 in PCI order),
-//! the switch-core pipeline with NORMAL, and the run-to-completion loop that moves bursts from
-//! receive queues through the pipeline to transmit queues.
+//! the switch-core datapath (EMC + megaflows) in front of the OpenFlow pipeline with NORMAL, and
+//! the run-to-completion pass that moves bursts from receive queues through the datapath to
+//! transmit queues. A packet that leaves by one port is the received buffer itself: no copy.
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -8,16 +9,17 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use drivers::dma::{PacketBatch, PacketPool};
+use drivers::dma::{PacketBatch, PacketBuf, PacketPool};
 use drivers::nic::{Nic, NicStats};
 use mgmt::cmdline::parse_vlan_mode;
 use switch_core::action::{Action, Instructions};
+use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
 use switch_core::extract::extract;
 use switch_core::flow::FlowKey;
 use switch_core::flow_match::Match;
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::Frame;
-use switch_core::pipeline::{Env, FlowMod, OutputSink, PacketIn, Pipeline, PipelineConfig};
+use switch_core::pipeline::{Env, FlowMod, PacketIn, Pipeline, PipelineConfig};
 use switch_core::port::{OFPP_NORMAL, Port, PortNo, PortTable};
 
 /// Largest frame accepted from a port (Ethernet + two VLAN tags).
@@ -39,6 +41,7 @@ pub struct Bridge {
     pub port_table: PortTable,
     pub pipeline: Pipeline,
     pub normal: NormalSwitch,
+    pub datapath: Datapath,
     pool: Rc<PacketPool>,
     rx: PacketBatch,
     tx: Vec<PacketBatch>,
@@ -46,8 +49,7 @@ pub struct Bridge {
     pub iterations: u64,
 }
 
-/// Collects the pipeline's outputs into per-port transmit batches (copying: the cache issue
-/// replaces this with moves of the received buffer).
+/// Receives the datapath's results: moved buffers and copies into per-port transmit batches.
 struct TxSink<'a> {
     pool: &'a Rc<PacketPool>,
     ports: &'a mut [DataPort],
@@ -55,34 +57,33 @@ struct TxSink<'a> {
     packet_ins: &'a mut u64,
 }
 
-impl OutputSink for TxSink<'_> {
-    fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: &[u8]) {
+impl DatapathSink<PacketBuf> for TxSink<'_> {
+    fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: PacketBuf) {
         let Some(i) = (port as usize)
             .checked_sub(1)
             .filter(|i| *i < self.ports.len())
         else {
-            return;
+            return; // LOCAL and unknown ports: no such NIC (the buffer goes back to the pool)
         };
-        let Some(mut buf) = self.pool.alloc() else {
-            self.ports[i].tx_dropped += 1;
-            return;
-        };
-        if !buf.copy_from_slice(frame) {
-            self.ports[i].tx_dropped += 1;
-            return;
-        }
         if self.tx[i].is_full() {
             let p = &mut self.ports[i];
             p.nic.tx_burst(0, &mut self.tx[i]);
             p.tx_dropped += self.tx[i].len() as u64;
             self.tx[i].clear();
         }
-        let _ = self.tx[i].push(buf);
+        let _ = self.tx[i].push(frame);
+    }
+
+    fn alloc_copy(&mut self, bytes: &[u8]) -> Option<PacketBuf> {
+        let mut buf = self.pool.alloc()?;
+        buf.copy_from_slice(bytes).then_some(buf)
     }
 
     fn controller(&mut self, _packet_in: &PacketIn<'_>) {
         *self.packet_ins += 1;
     }
+
+    fn release(&mut self, _frame: PacketBuf, _why: Release) {}
 }
 
 impl Bridge {
@@ -140,6 +141,7 @@ impl Bridge {
             port_table,
             pipeline,
             normal: NormalSwitch::default(),
+            datapath: Datapath::new(DatapathConfig::default()),
             pool,
             rx: PacketBatch::new(),
             tx,
@@ -152,6 +154,7 @@ impl Bridge {
     pub fn poll(&mut self, now_ms: u64) -> usize {
         self.iterations += 1;
         let mut total = 0;
+        let mut scratch = FlowKey::ZERO;
         for i in 0..self.ports.len() {
             let n = self.ports[i].nic.rx_burst(0, &mut self.rx);
             if n == 0 {
@@ -159,34 +162,43 @@ impl Bridge {
             }
             total += n;
             let in_port = self.ports[i].no;
-            let mut key = FlowKey::ZERO;
-            let mut wc = FlowKey::ZERO;
-            while let Some(mut buf) = self.rx.pop() {
+            // Malformed frames are counted and dropped here, before they reach any cache.
+            let mut malformed = 0;
+            self.rx.retain(|buf| {
                 let len = buf.data().len();
-                if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
-                    self.ports[i].rx_malformed += 1;
-                    continue;
-                }
-                let info = extract(buf.data(), in_port, &mut key);
-                if info.malformed() || info.truncated() {
-                    self.ports[i].rx_malformed += 1;
-                    continue;
-                }
-                let mut env = Env {
-                    ports: &self.port_table,
-                    normal: Some(&mut self.normal),
-                    meters: None,
-                    now_ms,
+                let ok = (MIN_FRAME..=MAX_FRAME).contains(&len) && {
+                    let info = extract(buf.data(), in_port, &mut scratch);
+                    !(info.malformed() || info.truncated())
                 };
-                let mut sink = TxSink {
-                    pool: &self.pool,
-                    ports: &mut self.ports,
-                    tx: &mut self.tx,
-                    packet_ins: &mut self.packet_ins,
-                };
-                self.pipeline
-                    .process(&mut env, &mut key, &mut buf, &mut wc, &mut sink);
-            }
+                malformed += !ok as u64;
+                ok
+            });
+            self.ports[i].rx_malformed += malformed;
+            let Bridge {
+                ports,
+                port_table,
+                pipeline,
+                normal,
+                datapath,
+                pool,
+                rx,
+                tx,
+                packet_ins,
+                ..
+            } = self;
+            let mut env = Env {
+                ports: port_table,
+                normal: Some(normal),
+                meters: None,
+                now_ms,
+            };
+            let mut sink = TxSink {
+                pool,
+                ports,
+                tx,
+                packet_ins,
+            };
+            datapath.process_batch(pipeline, &mut env, in_port, rx.drain(..), &mut sink);
             self.flush();
         }
         total
@@ -205,6 +217,8 @@ impl Bridge {
     /// Timers: MAC aging, flow expiry, link changes.
     pub fn housekeeping(&mut self, now_ms: u64) {
         self.normal.mac_table_mut().expire(now_ms);
+        // Megaflows idle for 10 s go, as in Open vSwitch's default max-idle.
+        self.datapath.sweep(now_ms, 10_000);
         let removed = self.pipeline.expire(now_ms);
         if !removed.is_empty() {
             log::debug!("{} flows expired", removed.len());
@@ -237,6 +251,18 @@ impl Bridge {
             );
             let _ = write!(s, " kicks={} |", n.notifications);
         }
+        let d = self.datapath.stats();
+        let _ = write!(
+            s,
+            " dp: packets={} emc_hits={} megaflow_hits={} misses={} revalidations={} megaflows={} masks={} |",
+            d.packets,
+            d.emc_hits,
+            d.megaflow_hits,
+            d.misses,
+            d.revalidations,
+            self.datapath.n_megaflows(),
+            self.datapath.n_masks()
+        );
         let _ = write!(
             s,
             " macs={} packet_ins={} pool_free={}/{}",

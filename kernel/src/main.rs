@@ -211,6 +211,8 @@ fn main_loop(bridge: &mut bridge::Bridge, settings: &BootSettings) -> ! {
         match serial::poll_key() {
             Some(b's') => console!("{}", bridge.stats_line()),
             Some(b'm') => console!("fdb:\n{}", bridge.normal.fdb_show(now)),
+            Some(b'd') => console!("dpctl/dump-flows:\n{}", bridge.datapath.dump_flows(now)),
+            Some(b'p') => console!("pmd-stats-show:\n{}", bridge.datapath.show_stats()),
             Some(b'h') => {
                 let (used, free) = memory::heap_usage();
                 console!(

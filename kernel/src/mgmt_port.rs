@@ -53,7 +53,10 @@ pub struct NicTx<'a> {
 impl TxToken for NicTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let dev = self.dev;
-        let buf = dev.pool.alloc().and_then(|mut b| b.set_len(len).then_some(b));
+        let buf = dev
+            .pool
+            .alloc()
+            .and_then(|mut b| b.set_len(len).then_some(b));
         match buf {
             Some(mut buf) => {
                 let r = f(buf.data_mut());
