@@ -283,6 +283,8 @@ pub struct OfAgent {
     fail_open: FailOpen,
     started: bool,
     next_expiry_ms: u64,
+    /// The pipeline generation when the fail-open flow was last checked.
+    fail_open_generation: u64,
     stats: AgentStats,
 }
 
@@ -326,6 +328,7 @@ impl OfAgent {
             fail_open: FailOpen::Off,
             started: false,
             next_expiry_ms: 0,
+            fail_open_generation: 0,
             stats: AgentStats::default(),
         }
     }
@@ -722,19 +725,27 @@ impl OfAgent {
                 if !connected
                     && now.saturating_sub(self.last_controller_ms) >= self.config.fail_open_delay_ms
                 {
-                    self.enter_fail_open(ctx);
+                    log::warn!("openflow: no controller: standalone mode, forwarding with NORMAL");
+                    self.fail_open = FailOpen::On { saved: None };
+                    self.assert_fail_open(ctx);
                 }
             }
             FailOpen::On { .. } => {
                 if connected {
                     self.leave_fail_open(ctx);
+                } else if ctx.pipeline.generation() != self.fail_open_generation {
+                    // In Open vSwitch the fail-open flow is hidden and cannot be deleted; here
+                    // it is a flow, so it is put back if a passive client removed it.
+                    self.assert_fail_open(ctx);
                 }
             }
         }
     }
 
-    fn enter_fail_open(&mut self, ctx: &mut BridgeCtx<'_>) {
-        let saved = ctx
+    /// Makes sure the fail-open flow is in table 0, keeping the priority-0 catch-all entry it
+    /// replaces (the controller's table-miss flow) for when a controller is back.
+    fn assert_fail_open(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let current = ctx
             .pipeline
             .entries(0)
             .find(|(_, e)| e.priority == 0 && e.match_ == CoreMatch::ANY)
@@ -744,16 +755,20 @@ impl OfAgent {
                 idle_timeout: e.idle_timeout,
                 hard_timeout: e.hard_timeout,
                 instructions: e.instructions.clone(),
-            })
-            .filter(|s| s.cookie != FAIL_OPEN_COOKIE);
-        let fm = normal_flow(FAIL_OPEN_COOKIE);
-        match ctx.pipeline.flow_mod(&fm, ctx.now_ms) {
-            Ok(_) => {
-                log::warn!("openflow: no controller: standalone mode, forwarding with NORMAL");
-                self.fail_open = FailOpen::On { saved };
+            });
+        let ours = current
+            .as_ref()
+            .is_some_and(|c| c.cookie == FAIL_OPEN_COOKIE);
+        if !ours {
+            if let (Some(c), FailOpen::On { saved }) = (current, &mut self.fail_open) {
+                *saved = Some(c);
             }
-            Err(e) => log::error!("openflow: cannot install the fail-open flow: {e:?}"),
+            let fm = normal_flow(FAIL_OPEN_COOKIE);
+            if let Err(e) = ctx.pipeline.flow_mod(&fm, ctx.now_ms) {
+                log::error!("openflow: cannot install the fail-open flow: {e:?}");
+            }
         }
+        self.fail_open_generation = ctx.pipeline.generation();
     }
 
     fn leave_fail_open(&mut self, ctx: &mut BridgeCtx<'_>) {

@@ -1185,10 +1185,19 @@ fn standalone_with_controllers_falls_back_and_recovers() {
     r.forward(1, &frame(1, 2, 60));
     assert_eq!(r.sink.outputs.len(), 2);
 
-    // A passive connection is not a controller.
-    r.connect(ConnKind::Passive { local_port: 6653 }, OFP13);
+    // A passive connection is not a controller; deleting the fallback flow does not stick.
+    let p = r.connect(ConnKind::Passive { local_port: 6653 }, OFP13);
     r.poll();
     assert!(r.agent.is_fail_open());
+    let del = FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: OFPTT_ALL,
+        ..Default::default()
+    };
+    r.ask(p, OFP13, 2, Message::FlowMod(del));
+    assert!(r.flows().is_empty());
+    r.poll();
+    assert_eq!(r.flows(), vec![(0, 0, FAIL_OPEN_COOKIE)]);
 
     // A controller connects: the fallback goes, the table-miss flow comes back.
     let c = r.controller(OFP13);
