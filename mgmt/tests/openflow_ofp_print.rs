@@ -1016,6 +1016,45 @@ fn multipart_replies() {
 }
 
 #[test]
+fn queue_get_config() {
+    need_ofctl!();
+    for v in [OFP10, OFP13] {
+        check(
+            v,
+            &Message::QueueGetConfigRequest { port: 1 },
+            &["OFPT_QUEUE_GET_CONFIG_REQUEST", "port=1"],
+        );
+        let queues = vec![
+            QueueConfig {
+                queue_id: 1,
+                min_rate: Some(100),
+                max_rate: if v == OFP10 { None } else { Some(500) },
+            },
+            QueueConfig {
+                queue_id: 2,
+                min_rate: None,
+                max_rate: None,
+            },
+        ];
+        let mut want = vec![
+            "OFPT_QUEUE_GET_CONFIG_REPLY",
+            "port=1",
+            "queue 1:",
+            "min_rate:10.0%",
+            "queue 2:",
+        ];
+        if v != OFP10 {
+            want.push("max_rate:50.0%");
+        }
+        check(v, &Message::QueueGetConfigReply { port: 1, queues }, &want);
+    }
+    assert_eq!(
+        Message::QueueGetConfigRequest { port: 1 }.encode(OFP14, 1),
+        Err(OfpError::BAD_TYPE)
+    );
+}
+
+#[test]
 fn long_multipart_reply_is_split_with_more_flag() {
     // 2000 flows of ~96 bytes do not fit in one 64 KiB message.
     let fs = FlowStats {

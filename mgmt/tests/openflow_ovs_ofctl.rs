@@ -65,6 +65,17 @@ impl MiniSwitch {
             Message::GroupMod(g) => self.groups.push(g),
             Message::MeterMod(mm) => self.meters.push(mm),
             Message::BarrierRequest => reply(s, Message::BarrierReply),
+            Message::QueueGetConfigRequest { port } => reply(
+                s,
+                Message::QueueGetConfigReply {
+                    port,
+                    queues: vec![mgmt::openflow::message::QueueConfig {
+                        queue_id: 1,
+                        min_rate: Some(200),
+                        max_rate: None,
+                    }],
+                },
+            ),
             Message::RoleRequest(r) => {
                 s.set_role(r.role);
                 reply(
@@ -343,6 +354,11 @@ fn show_of10() {
     assert!(out.contains("2(eth2): addr:02:00:00:00:00:02"), "{out}");
     let (out, _) = run_ofctl(&["-O", "OpenFlow10", "dump-ports"], &[], &mut sw);
     assert!(out.contains("port  1: rx pkts=11"), "{out}");
+    let (out, _) = run_ofctl(&["-O", "OpenFlow10", "queue-get-config"], &["1"], &mut sw);
+    assert!(
+        out.contains("queue 1:") && out.contains("min_rate:20.0%"),
+        "{out}"
+    );
     let (out, _) = run_ofctl(&["-O", "OpenFlow10", "dump-tables"], &[], &mut sw);
     assert!(out.contains("OFPST_TABLE reply"), "{out}");
 }
@@ -410,6 +426,12 @@ fn add_and_dump_flows_of10() {
     // dump-flows with OpenFlow 1.0 first asks for the NXM flow format; the refusal makes it
     // fall back to plain OpenFlow 1.0 stats.
     let (out, _) = run_ofctl(&["dump-flows"], &[], &mut sw);
+    assert!(out.contains("sent (Success): NXT_SET_FLOW_FORMAT"), "{out}");
+    assert!(
+        out.contains("received: OFPT_ERROR (xid=0x2): OFPBRC_EPERM"),
+        "{out}"
+    );
+    assert!(out.contains("sent (Success): OFPST_FLOW request"), "{out}");
     assert!(
         out.contains(
             "n_packets=3, n_bytes=180, priority=10,udp,in_port=2,dl_vlan=5,\
@@ -457,6 +479,11 @@ fn groups_meters_tables_ports_of13() {
     assert!(out.contains("type=drop rate=1000 burst_size=100"), "{out}");
     let (out, _) = run_ofctl(&["-O", "OpenFlow13", "meter-features"], &[], &mut sw);
     assert!(out.contains("max_meter:1024"), "{out}");
+    let (out, _) = run_ofctl(&["-O", "OpenFlow13", "queue-get-config"], &["2"], &mut sw);
+    assert!(
+        out.contains("queue 1:") && out.contains("min_rate:20.0%"),
+        "{out}"
+    );
     let (out, _) = run_ofctl(&["-O", "OpenFlow13", "dump-tables"], &[], &mut sw);
     assert!(out.contains("OFPST_TABLE reply (OF1.3)"), "{out}");
     let (out, _) = run_ofctl(&["-O", "OpenFlow13", "dump-table-features"], &[], &mut sw);

@@ -47,6 +47,9 @@ pub mod ofpt {
     pub const MULTIPART_REPLY: u8 = 19;
     pub const BARRIER_REQUEST: u8 = 20;
     pub const BARRIER_REPLY: u8 = 21;
+    /// 1.1-1.3 only (1.4 replaced it with the queue-description multipart).
+    pub const QUEUE_GET_CONFIG_REQUEST: u8 = 22;
+    pub const QUEUE_GET_CONFIG_REPLY: u8 = 23;
     pub const ROLE_REQUEST: u8 = 24;
     pub const ROLE_REPLY: u8 = 25;
     pub const GET_ASYNC_REQUEST: u8 = 26;
@@ -62,6 +65,8 @@ pub mod ofpt10 {
     pub const STATS_REPLY: u8 = 17;
     pub const BARRIER_REQUEST: u8 = 18;
     pub const BARRIER_REPLY: u8 = 19;
+    pub const QUEUE_GET_CONFIG_REQUEST: u8 = 20;
+    pub const QUEUE_GET_CONFIG_REPLY: u8 = 21;
 }
 
 /// `OFP_NO_BUFFER`.
@@ -323,6 +328,16 @@ impl AsyncConfig {
     }
 }
 
+/// One queue of a `QUEUE_GET_CONFIG_REPLY`. Rates are in 1/10 of a percent of the port's
+/// speed; `None` = property absent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub queue_id: u32,
+    pub min_rate: Option<u16>,
+    /// 1.2+ only.
+    pub max_rate: Option<u16>,
+}
+
 /// Nicira extension messages that `ovs-ofctl` sends to negotiate how it talks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NxMessage {
@@ -362,8 +377,14 @@ pub enum Message {
     GroupMod(GroupMod),
     PortMod(PortMod),
     TableMod(TableMod),
-    MultipartRequest { flags: u16, body: MultipartRequest },
-    MultipartReply { flags: u16, body: MultipartReply },
+    MultipartRequest {
+        flags: u16,
+        body: MultipartRequest,
+    },
+    MultipartReply {
+        flags: u16,
+        body: MultipartReply,
+    },
     BarrierRequest,
     BarrierReply,
     RoleRequest(Role),
@@ -372,6 +393,14 @@ pub enum Message {
     GetAsyncReply(AsyncConfig),
     SetAsync(AsyncConfig),
     MeterMod(MeterMod),
+    /// OpenFlow 1.0-1.3: the queues of `port` (`OFPP_ANY` = all ports).
+    QueueGetConfigRequest {
+        port: u32,
+    },
+    QueueGetConfigReply {
+        port: u32,
+        queues: Vec<QueueConfig>,
+    },
 }
 
 fn need(ok: bool) -> Result<(), OfpError> {
@@ -446,6 +475,12 @@ fn decode_body(version: u8, t: u8, r: &mut Reader<'_>) -> Result<Message, OfpErr
             ofpt10::STATS_REPLY => return decode_multipart_reply(version, r),
             ofpt10::BARRIER_REQUEST => return done(r, Message::BarrierRequest),
             ofpt10::BARRIER_REPLY => return done(r, Message::BarrierReply),
+            ofpt10::QUEUE_GET_CONFIG_REQUEST => {
+                let port = port::from_ofp10(r.u16().ok_or(e)?);
+                r.skip(2).ok_or(e)?;
+                return done(r, Message::QueueGetConfigRequest { port });
+            }
+            ofpt10::QUEUE_GET_CONFIG_REPLY => return decode_queue_reply(version, r),
             ofpt::HELLO..=ofpt::FLOW_MOD => {}
             _ => return Err(OfpError::BAD_TYPE),
         }
@@ -554,8 +589,62 @@ fn decode_body(version: u8, t: u8, r: &mut Reader<'_>) -> Result<Message, OfpErr
             }
         }
         ofpt::METER_MOD => Message::MeterMod(MeterMod::parse(r)?),
+        ofpt::QUEUE_GET_CONFIG_REQUEST if version < OFP14 => {
+            let port = r.u32().ok_or(e)?;
+            r.skip(4).ok_or(e)?;
+            done(r, Message::QueueGetConfigRequest { port })?
+        }
+        ofpt::QUEUE_GET_CONFIG_REPLY if version < OFP14 => decode_queue_reply(version, r)?,
         _ => return Err(OfpError::BAD_TYPE),
     })
+}
+
+fn decode_queue_reply(version: u8, r: &mut Reader<'_>) -> Result<Message, OfpError> {
+    let e = OfpError::BAD_LEN;
+    let v10 = version == OFP10;
+    let port = if v10 {
+        let p = port::from_ofp10(r.u16().ok_or(e)?);
+        r.skip(6).ok_or(e)?;
+        p
+    } else {
+        let p = r.u32().ok_or(e)?;
+        r.skip(4).ok_or(e)?;
+        p
+    };
+    let mut queues = Vec::new();
+    while !r.is_empty() {
+        let queue_id = r.u32().ok_or(e)?;
+        let hdr = if v10 { 8 } else { 16 };
+        if !v10 {
+            r.skip(4).ok_or(e)?; // port
+        }
+        let len = r.u16().ok_or(e)? as usize;
+        r.skip(if v10 { 2 } else { 6 }).ok_or(e)?;
+        if len < hdr {
+            return Err(e);
+        }
+        let mut props = r.sub(len - hdr).ok_or(e)?;
+        let mut q = QueueConfig {
+            queue_id,
+            ..Default::default()
+        };
+        while !props.is_empty() {
+            let ptype = props.u16().ok_or(e)?;
+            let plen = props.u16().ok_or(e)? as usize;
+            if plen < 8 {
+                return Err(e);
+            }
+            let mut p = props.sub(plen - 4).ok_or(e)?;
+            p.skip(4).ok_or(e)?;
+            match ptype {
+                1 => q.min_rate = Some(p.u16().ok_or(e)?),
+                2 => q.max_rate = Some(p.u16().ok_or(e)?),
+                _ => {}
+            }
+        }
+        queues.push(q);
+    }
+    Ok(Message::QueueGetConfigReply { port, queues })
 }
 
 fn decode_hello(r: &mut Reader<'_>) -> Hello {
@@ -1210,6 +1299,60 @@ fn encode_body(m: &Message, version: u8, out: &mut Vec<u8>) -> Result<u8, OfpErr
             need(v13)?;
             mm.emit(out);
             ofpt::METER_MOD
+        }
+        Message::QueueGetConfigRequest { port: p } => {
+            need(version < OFP14)?;
+            if v10 {
+                out.put_u16(port::to_ofp10(*p).ok_or(OfpError::BAD_PORT)?);
+                out.put_u16(0);
+                ofpt10::QUEUE_GET_CONFIG_REQUEST
+            } else {
+                out.put_u32(*p);
+                out.put_u32(0);
+                ofpt::QUEUE_GET_CONFIG_REQUEST
+            }
+        }
+        Message::QueueGetConfigReply { port: p, queues } => {
+            need(version < OFP14)?;
+            if v10 {
+                out.put_u16(port::to_ofp10(*p).ok_or(OfpError::BAD_PORT)?);
+                out.put_zeros(6);
+            } else {
+                out.put_u32(*p);
+                out.put_u32(0);
+            }
+            for q in queues {
+                let start = out.len();
+                out.put_u32(q.queue_id);
+                if !v10 {
+                    out.put_u32(*p);
+                }
+                let len_at = out.len();
+                out.put_u16(0);
+                out.put_zeros(if v10 { 2 } else { 6 });
+                let mut prop = |t: u16, rate: Option<u16>| {
+                    if let Some(rate) = rate {
+                        out.put_u16(t);
+                        out.put_u16(16);
+                        out.put_u32(0);
+                        out.put_u16(rate);
+                        out.put_zeros(6);
+                    }
+                };
+                prop(1, q.min_rate);
+                if !v10 {
+                    prop(2, q.max_rate);
+                } else if q.max_rate.is_some() {
+                    return Err(OfpError::QUEUE_OP_EPERM);
+                }
+                let len = (out.len() - start) as u16;
+                out.set_u16(len_at, len);
+            }
+            if v10 {
+                ofpt10::QUEUE_GET_CONFIG_REPLY
+            } else {
+                ofpt::QUEUE_GET_CONFIG_REPLY
+            }
         }
     })
 }

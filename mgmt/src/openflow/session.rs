@@ -446,7 +446,10 @@ impl Session {
             | Message::MultipartReply { .. }
             | Message::BarrierReply
             | Message::RoleReply(_)
-            | Message::GetAsyncReply(_) => self.queue_error(version, xid, OfpError::BAD_TYPE, head),
+            | Message::GetAsyncReply(_)
+            | Message::QueueGetConfigReply { .. } => {
+                self.queue_error(version, xid, OfpError::BAD_TYPE, head)
+            }
             m => {
                 if let Some(e) = self.refuse(version, &m) {
                     self.queue_error(version, xid, e, head);
