@@ -498,3 +498,17 @@ fn answer_after_disconnect_in_same_read() {
     assert!(matches!(out[0].2, Message::Error(_)));
     assert_eq!(out[1], (OFP13, 30, Message::BarrierReply));
 }
+
+#[test]
+fn errors_are_never_answered_with_errors() {
+    let mut s = connected(OFP13);
+    // A short ERROR, and an ERROR of another version.
+    s.on_bytes(0, &[4, 1, 0, 10, 0, 0, 0, 1, 0, 1]);
+    s.on_bytes(0, &[1, 1, 0, 12, 0, 0, 0, 2, 0, 1, 0, 1]);
+    assert!(!s.has_output());
+    // A well-formed one reaches the caller.
+    let ev = s.on_bytes(0, &[4, 1, 0, 12, 0, 0, 0, 3, 0, 1, 0, 6]);
+    assert!(
+        matches!(&ev[0], SessionEvent::PeerError { xid: 3, error } if error.error(OFP13) == OfpError::BAD_LEN)
+    );
+}

@@ -381,15 +381,20 @@ impl Session {
             }
             State::Connected(v) => v,
         };
+        // An ERROR is never answered with an ERROR (no loops between two confused peers).
+        let is_error = header.msg_type == 1;
         if header.version != version {
-            // ERROR and ECHO of any version are harmless; anything else is BAD_VERSION.
-            self.queue_error(version, header.xid, OfpError::BAD_VERSION, head);
+            if !is_error {
+                self.queue_error(version, header.xid, OfpError::BAD_VERSION, head);
+            }
             return;
         }
         let message = match Message::decode(msg) {
             Ok((_, m)) => m,
             Err(e) => {
-                self.queue_error(version, header.xid, e, head);
+                if !is_error {
+                    self.queue_error(version, header.xid, e, head);
+                }
                 return;
             }
         };
