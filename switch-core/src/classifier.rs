@@ -6,18 +6,63 @@
 //! best match found so far is at least as high as the next subtable's maximum (Open vSwitch's
 //! `classifier_lookup` does the same).
 //!
-//! Every lookup ORs the mask of each subtable it searched into a caller's "consulted bits"
-//! accumulator (`wc`). Searching a subtable depends on all of its mask bits (hit or miss), and
-//! the subtables skipped by pruning cannot change the answer, so any packet that agrees with the
-//! looked-up key on the accumulated bits gets the same answer: that is what makes a megaflow
-//! built from the accumulator correct.
+//! Every lookup ORs the bits it looked at into a caller's "consulted bits" accumulator (`wc`),
+//! so that any packet agreeing with the looked-up key on those bits gets the same answer: that
+//! is what makes a megaflow built from the accumulator correct. Subtables skipped by priority
+//! pruning cannot change the answer and add nothing. A searched subtable adds its whole mask
+//! on a hit; on a miss, staged lookup (as Open vSwitch does) often adds less: each subtable
+//! also indexes its rules by the metadata, L2 and L3 parts of its mask, and a miss in an early
+//! stage proves the miss from that stage's bits alone. Fewer consulted bits mean broader
+//! megaflows, which is what keeps the datapath's mask count down.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 
-use crate::flow::{FlowKey, KEY_WORDS};
+use crate::flow::{Field, FlowKey, KEY_WORDS};
+
+/// The fields of the lookup stages before the last (cumulative: each stage adds its fields to
+/// the previous ones; the last stage is the whole mask).
+const STAGES: [&[Field]; 3] = [
+    &[
+        Field::Metadata,
+        Field::InPort,
+        Field::InPhyPort,
+        Field::TunnelId,
+    ],
+    &[
+        Field::EthDst,
+        Field::EthSrc,
+        Field::EthType,
+        Field::VlanVid,
+        Field::VlanPcp,
+    ],
+    &[
+        Field::IpDscp,
+        Field::IpEcn,
+        Field::IpProto,
+        Field::Ipv4Src,
+        Field::Ipv4Dst,
+        Field::ArpOp,
+        Field::ArpSpa,
+        Field::ArpTpa,
+        Field::ArpSha,
+        Field::ArpTha,
+        Field::Ipv6Src,
+        Field::Ipv6Dst,
+        Field::Ipv6Flabel,
+        Field::Ipv6Exthdr,
+    ],
+];
+
+/// One early stage of a subtable: part of its mask, and how many rules have each value under
+/// that part.
+#[derive(Clone, Debug)]
+struct Stage {
+    mask: FlowKey,
+    values: HashMap<FlowKey, u32>,
+}
 
 /// A rule's slot in its classifier. Slots are reused after removal.
 pub type RuleId = u32;
@@ -39,15 +84,34 @@ struct Subtable {
     /// Priority -> number of rules (the last key is the subtable's max priority).
     priorities: BTreeMap<u16, usize>,
     max_priority: u16,
+    /// Early stages with bits of their own (none for masks within one stage).
+    stages: heapless::Vec<Stage, 3>,
 }
 
 impl Subtable {
     fn new(mask: FlowKey) -> Self {
+        let mut stages = heapless::Vec::new();
+        let mut cumulative = FlowKey::ZERO;
+        let mut prev = FlowKey::ZERO;
+        for fields in STAGES {
+            for f in fields {
+                cumulative.set_exact(*f);
+            }
+            let part = mask.masked(&cumulative);
+            if part != prev && part != mask {
+                let _ = stages.push(Stage {
+                    mask: part,
+                    values: HashMap::new(),
+                });
+                prev = part;
+            }
+        }
         Subtable {
             mask,
             buckets: HashMap::new(),
             priorities: BTreeMap::new(),
             max_priority: 0,
+            stages,
         }
     }
 }
@@ -125,6 +189,9 @@ impl<T> Classifier<T> {
             }
         };
         let st = &mut self.subtables[idx];
+        for stage in st.stages.iter_mut() {
+            *stage.values.entry(value.masked(&stage.mask)).or_insert(0) += 1;
+        }
         let bucket = st.buckets.entry(value).or_default();
         // Highest priority first; among equals, older first.
         let pos = bucket.partition_point(|(p, _)| *p >= priority);
@@ -147,6 +214,15 @@ impl<T> Classifier<T> {
             return Some(rule);
         };
         let st = &mut self.subtables[idx];
+        for stage in st.stages.iter_mut() {
+            let v = rule.value.masked(&stage.mask);
+            if let Some(n) = stage.values.get_mut(&v) {
+                *n -= 1;
+                if *n == 0 {
+                    stage.values.remove(&v);
+                }
+            }
+        }
         if let Some(bucket) = st.buckets.get_mut(&rule.value) {
             bucket.retain(|(_, r)| *r != id);
             if bucket.is_empty() {
@@ -222,6 +298,19 @@ impl<T> Classifier<T> {
                 break;
             }
             searched += 1;
+            // Staged lookup: a miss in an early stage is decided by that stage's bits.
+            if let Some(stage) = st.stages.iter().find(|stage| {
+                let mut part = FlowKey::ZERO;
+                for i in 0..KEY_WORDS {
+                    part.w[i] = key.w[i] & stage.mask.w[i];
+                }
+                !stage.values.contains_key(&part)
+            }) {
+                for i in 0..KEY_WORDS {
+                    wc.w[i] |= stage.mask.w[i];
+                }
+                continue;
+            }
             let mut masked = FlowKey::ZERO;
             for i in 0..KEY_WORDS {
                 wc.w[i] |= st.mask.w[i];
@@ -281,6 +370,58 @@ mod tests {
         );
         assert!(c.remove(b).is_none());
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn staged_lookup_consults_only_the_stages_it_needed() {
+        let mut c = Classifier::new();
+        let mut mask = FlowKey::ZERO;
+        for f in [Field::InPort, Field::EthType, Field::Ipv4Dst, Field::TcpDst] {
+            mask.set_exact(f);
+        }
+        let mut v = key(1, 0x800, 0x0a00_0001);
+        v.set(Field::TcpDst, 80);
+        let r = c.insert(v, mask, 5, ());
+        let stage = |fields: &[Field]| {
+            let mut m = FlowKey::ZERO;
+            for f in fields {
+                m.set_exact(*f);
+            }
+            m
+        };
+        // Wrong port: the metadata stage decides.
+        let mut k = v;
+        k.set(Field::InPort, 2);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&k, &mut wc), None);
+        assert_eq!(wc, stage(&[Field::InPort]));
+        // Right port, ARP: the L2 stage decides.
+        let mut k = v;
+        k.set(Field::EthType, 0x806);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&k, &mut wc), None);
+        assert_eq!(wc, stage(&[Field::InPort, Field::EthType]));
+        // Wrong destination: L3.
+        let mut k = v;
+        k.set(Field::Ipv4Dst, 9);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&k, &mut wc), None);
+        assert_eq!(wc, stage(&[Field::InPort, Field::EthType, Field::Ipv4Dst]));
+        // Wrong port number and a hit: the whole mask.
+        let mut k = v;
+        k.set(Field::TcpDst, 81);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&k, &mut wc), None);
+        assert_eq!(wc, mask);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&v, &mut wc), Some(r));
+        assert_eq!(wc, mask);
+        // Stage indexes follow removals.
+        c.remove(r);
+        c.insert(key(3, 0x800, 0x0a00_0001), mask, 5, ());
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&v, &mut wc), None);
+        assert_eq!(wc, stage(&[Field::InPort]));
     }
 
     #[test]
