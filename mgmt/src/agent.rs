@@ -288,6 +288,9 @@ pub struct OfAgent {
     stats: AgentStats,
 }
 
+/// Received bytes a connection may hold unprocessed before the transport stops reading.
+const MAX_UNPROCESSED: usize = 64 * 1024;
+
 /// How often `poll` looks for expired flows.
 const EXPIRY_INTERVAL_MS: u64 = 200;
 
@@ -455,12 +458,21 @@ impl OfAgent {
         let Some(i) = self.index(id) else {
             return;
         };
+        self.conns[i].framer.push(data);
+        self.process(ctx, i);
+        self.update_activity(ctx.now_ms);
+    }
+
+    /// Applies the received messages of connection `i`, one at a time, while its send queue
+    /// is below `pause_backlog`; the rest wait in the framer for the queue to drain (`poll`
+    /// resumes them), so a peer that sends requests without reading the answers cannot make
+    /// the queue grow by more than one answer.
+    fn process(&mut self, ctx: &mut BridgeCtx<'_>, i: usize) {
         self.refresh_ports(ctx);
         let now = ctx.now_ms;
-        self.conns[i].framer.push(data);
         loop {
             let c = &mut self.conns[i];
-            if c.session.is_closed() {
+            if c.session.is_closed() || c.backlog() >= self.config.pause_backlog {
                 break;
             }
             let events = match c.framer.next_message() {
@@ -480,7 +492,6 @@ impl OfAgent {
             // A port-mod's port-status follows its place in the stream.
             self.refresh_ports(ctx);
         }
-        self.update_activity(now);
     }
 
     /// The bytes waiting for the peer of `id`.
@@ -513,8 +524,11 @@ impl OfAgent {
 
     /// Whether the agent reads more from `id` now (its send queue is short enough).
     pub fn can_receive(&self, id: u32) -> bool {
-        self.conn(id)
-            .is_some_and(|c| !c.closing && c.backlog() < self.config.pause_backlog)
+        self.conn(id).is_some_and(|c| {
+            !c.closing
+                && c.backlog() < self.config.pause_backlog
+                && c.framer.buffered() < MAX_UNPROCESSED
+        })
     }
 
     /// The transport of `id` is gone.
@@ -539,10 +553,18 @@ impl OfAgent {
             self.start(ctx);
         }
         for i in 0..self.conns.len() {
+            if self.conns[i].framer.buffered() > 0 {
+                self.process(ctx, i);
+            }
             let c = &mut self.conns[i];
+            c.pull();
             if let Some(SessionEvent::Disconnect(why)) = c.session.tick(now) {
+                // The peer is silent: what it has not read will never be read.
                 log::info!("openflow: connection {}: {why:?}", c.id);
                 c.closing = true;
+                c.out.clear();
+                c.head = 0;
+                let _ = c.session.poll_output();
             }
             c.pull();
         }

@@ -160,6 +160,8 @@ struct TcpConn {
     /// The service's handle once the connection is established and accepted.
     token: Option<u32>,
     established_ms: Option<u64>,
+    /// When the service asked for the close (it waits for the pending bytes to go out).
+    close_wanted_since: Option<u64>,
     closing_since: Option<u64>,
     started_ms: u64,
 }
@@ -370,6 +372,7 @@ impl MgmtPort {
                     kind: ConnKind::Passive { local_port: port },
                     token: None,
                     established_ms: None,
+                    close_wanted_since: None,
                     closing_since: None,
                     started_ms: now_ms,
                 });
@@ -450,6 +453,7 @@ impl MgmtPort {
                         kind: ConnKind::Active { target: i },
                         token: None,
                         established_ms: None,
+                        close_wanted_since: None,
                         closing_since: None,
                         started_ms: now_ms,
                     });
@@ -583,9 +587,19 @@ impl MgmtPort {
         let flushed = h.pending(tok).is_empty();
         if c.closing_since.is_none() {
             let peer_done = !s.may_recv() && s.state() == tcp::State::CloseWait;
-            if (h.wants_close(tok) && flushed) || peer_done {
+            let wants_close = h.wants_close(tok);
+            if wants_close && c.close_wanted_since.is_none() {
+                c.close_wanted_since = Some(now_ms);
+            }
+            if (wants_close && flushed) || peer_done {
                 s.close();
                 c.closing_since = Some(now_ms);
+            } else if c
+                .close_wanted_since
+                .is_some_and(|t| now_ms.saturating_sub(t) > self.config.close_timeout_ms)
+            {
+                // The peer does not read what is left: give up on it.
+                s.abort();
             }
         } else if c
             .closing_since

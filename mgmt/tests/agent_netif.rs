@@ -799,3 +799,59 @@ fn large_replies_cross_in_pieces() {
     assert_eq!(flows, 3000);
     assert!(w.sw.port.stats().bytes_out > 200_000);
 }
+
+#[test]
+fn a_client_that_never_reads_is_paused_then_dropped() {
+    use switch_core::action::Instructions;
+    use switch_core::flow_match::Match as CoreMatch;
+    use switch_core::pipeline::FlowMod as CoreFlowMod;
+    let mut w = World::new(vec![]);
+    for i in 0..500u32 {
+        let mut m = CoreMatch::new();
+        m.set(Field::InPort, 1);
+        m.set(Field::EthType, 0x0800);
+        m.set(Field::Ipv4Src, 0x0a00_0000 + i as u128);
+        w.sw.pipeline
+            .flow_mod(&CoreFlowMod::add(0, 5, m, Instructions::drop()), 0)
+            .unwrap();
+    }
+    // A client with a small receive window that asks for dump after dump and reads nothing.
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 4096]),
+        tcp::SocketBuffer::new(vec![0; 1 << 20]),
+    );
+    let [a, b, c, d] = SWITCH_IP;
+    s.connect(
+        w.peer.iface.context(),
+        (IpAddress::v4(a, b, c, d), 6653),
+        46000,
+    )
+    .unwrap();
+    let h = w.peer.sockets.add(s);
+    assert!(w.run_until(2_000, |w| w.peer.tcp(h).state() == tcp::State::Established));
+    let mut b = hello13();
+    for x in 0..200 {
+        b.extend(
+            Message::MultipartRequest {
+                flags: 0,
+                body: mgmt::openflow::multipart::MultipartRequest::Flow(Default::default()),
+            }
+            .encode(OFP13, 100 + x)
+            .unwrap(),
+        );
+    }
+    w.peer.send(h, &b);
+    let mut max_pending = 0;
+    let closed = w.run_until(30_000, |w| {
+        if w.sw.agent.connection_count() == 1 {
+            let id = w.sw.port.stats().accepted as u32; // the only connection
+            max_pending = max_pending.max(w.sw.agent.pending(id).len());
+        }
+        w.sw.agent.connection_count() == 0
+    });
+    // One dump is ~60 kB: reading stops once the queue passes 256 kB, so it stays near that.
+    assert!(max_pending < 256 * 1024 + 100 * 1024, "{max_pending}");
+    assert!(max_pending > 0);
+    // The echo probe goes unanswered (it sits behind the replies): the switch gives up.
+    assert!(closed, "still connected after 30 s");
+}
