@@ -925,6 +925,22 @@ fn multiparts() {
         matches!(&out[..], [(_, 10, Message::MultipartReply { body: MultipartReply::Queue(q), .. })] if q.is_empty())
     );
 
+    // Queue configuration: none, for a port that exists.
+    let out = r.ask(id, v, 11, Message::QueueGetConfigRequest { port: 2 });
+    assert_eq!(
+        out,
+        vec![(
+            v,
+            11,
+            Message::QueueGetConfigReply {
+                port: 2,
+                queues: vec![]
+            }
+        )]
+    );
+    let errs = errors(&r.ask(id, v, 12, Message::QueueGetConfigRequest { port: 9 }));
+    assert_eq!(errs[0].1, OfpError::QUEUE_OP_BAD_PORT);
+
     // OpenFlow 1.0 table stats carry name and wildcards.
     let mut r = Rig::plain();
     let id = r.controller(OFP10);

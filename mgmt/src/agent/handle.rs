@@ -107,6 +107,17 @@ impl OfAgent {
                 .map(|body| Some(Message::MultipartReply { flags: 0, body })),
             Message::BarrierRequest => Ok(Some(Message::BarrierReply)),
             Message::RoleRequest(role) => self.role_request(i, role).map(Some),
+            Message::QueueGetConfigRequest { port } => {
+                if port != OFPP_ANY && !ctx.ports.contains(port) {
+                    Err(OfpError::QUEUE_OP_BAD_PORT)
+                } else {
+                    // No queues are configured.
+                    Ok(Some(Message::QueueGetConfigReply {
+                        port,
+                        queues: Vec::new(),
+                    }))
+                }
+            }
             _ => Err(OfpError::BAD_TYPE),
         };
         let c = &mut self.conns[i];
