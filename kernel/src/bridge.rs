@@ -11,16 +11,18 @@ use core::fmt::Write as _;
 
 use drivers::dma::{PacketBatch, PacketBuf, PacketPool};
 use drivers::nic::{Nic, NicStats};
+use mgmt::agent::{BridgeCtx, MeterTable, OfAgent, PacketInQueue};
 use mgmt::cmdline::parse_vlan_mode;
-use switch_core::action::{Action, Instructions};
+use mgmt::netif::MgmtPort;
 use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
 use switch_core::extract::extract;
 use switch_core::flow::FlowKey;
-use switch_core::flow_match::Match;
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::Frame;
-use switch_core::pipeline::{Env, FlowMod, PacketIn, Pipeline, PipelineConfig};
-use switch_core::port::{OFPP_NORMAL, Port, PortNo, PortTable};
+use switch_core::pipeline::{Env, OutputSink, PacketIn, Pipeline, PipelineConfig};
+use switch_core::port::{Port, PortNo, PortTable};
+
+use crate::mgmt_port::NicDevice;
 
 /// Largest frame accepted from a port (Ethernet + two VLAN tags).
 pub const MAX_FRAME: usize = 1522;
@@ -55,6 +57,26 @@ struct TxSink<'a> {
     ports: &'a mut [DataPort],
     tx: &'a mut [PacketBatch],
     packet_ins: &'a mut u64,
+    /// The OpenFlow agent's packet-in queue (None before management is up).
+    to_controller: Option<&'a mut PacketInQueue>,
+}
+
+impl TxSink<'_> {
+    fn queue(&mut self, port: PortNo, frame: PacketBuf) {
+        let Some(i) = (port as usize)
+            .checked_sub(1)
+            .filter(|i| *i < self.ports.len())
+        else {
+            return; // LOCAL and unknown ports: no such NIC (the buffer goes back to the pool)
+        };
+        if self.tx[i].is_full() {
+            let p = &mut self.ports[i];
+            p.nic.tx_burst(0, &mut self.tx[i]);
+            p.tx_dropped += self.tx[i].len() as u64;
+            self.tx[i].clear();
+        }
+        let _ = self.tx[i].push(frame);
+    }
 }
 
 impl DatapathSink<PacketBuf> for TxSink<'_> {
@@ -79,11 +101,27 @@ impl DatapathSink<PacketBuf> for TxSink<'_> {
         buf.copy_from_slice(bytes).then_some(buf)
     }
 
-    fn controller(&mut self, _packet_in: &PacketIn<'_>) {
+    fn controller(&mut self, packet_in: &PacketIn<'_>) {
         *self.packet_ins += 1;
+        if let Some(q) = self.to_controller.as_deref_mut() {
+            q.push(packet_in);
+        }
     }
 
     fn release(&mut self, _frame: PacketBuf, _why: Release) {}
+}
+
+/// The pipeline's sink for packet-outs (management path): copies into the transmit batches.
+impl OutputSink for TxSink<'_> {
+    fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: &[u8]) {
+        if let Some(buf) = DatapathSink::alloc_copy(self, frame) {
+            self.queue(port, buf);
+        }
+    }
+
+    fn controller(&mut self, packet_in: &PacketIn<'_>) {
+        DatapathSink::controller(self, packet_in);
+    }
 }
 
 impl Bridge {
@@ -121,20 +159,9 @@ impl Bridge {
                 log::warn!("port.{p}.vlan: no such port");
             }
         }
-        let mut pipeline = Pipeline::new(PipelineConfig::default());
-        // Standalone default, as in Open vSwitch: one table-0 flow sending everything to NORMAL.
-        let fm = FlowMod::add(
-            0,
-            0,
-            Match::ANY,
-            Instructions::apply(alloc::vec![Action::Output {
-                port: OFPP_NORMAL,
-                max_len: 0
-            }]),
-        );
-        if let Err(e) = pipeline.flow_mod(&fm, 0) {
-            log::error!("cannot install the default NORMAL flow: {e:?}");
-        }
+        // No flows yet: the OpenFlow agent installs Open vSwitch's standalone default
+        // (priority=0 actions=NORMAL) on its first poll, as the fail mode and controllers say.
+        let pipeline = Pipeline::new(PipelineConfig::default());
         let tx = ports.iter().map(|_| PacketBatch::new()).collect();
         Bridge {
             ports,
@@ -151,7 +178,12 @@ impl Bridge {
     }
 
     /// One pass over every port: receive a burst, switch it, transmit. Returns packets received.
-    pub fn poll(&mut self, now_ms: u64) -> usize {
+    pub fn poll(
+        &mut self,
+        now_ms: u64,
+        mut meters: Option<&mut MeterTable>,
+        mut to_controller: Option<&mut PacketInQueue>,
+    ) -> usize {
         self.iterations += 1;
         let mut total = 0;
         let mut scratch = FlowKey::ZERO;
@@ -189,7 +221,7 @@ impl Bridge {
             let mut env = Env {
                 ports: port_table,
                 normal: Some(normal),
-                meters: None,
+                meters: meters.as_deref_mut().map(|m| m as _),
                 now_ms,
             };
             let mut sink = TxSink {
@@ -197,6 +229,7 @@ impl Bridge {
                 ports,
                 tx,
                 packet_ins,
+                to_controller: to_controller.as_deref_mut(),
             };
             datapath.process_batch(pipeline, &mut env, in_port, rx.drain(..), &mut sink);
             self.flush();
@@ -214,15 +247,49 @@ impl Bridge {
         }
     }
 
+    /// Runs the management plane once: the management port's sockets and the OpenFlow agent
+    /// (flow-mods, packet-outs, async messages). Bounded work; packet-outs are sent at once.
+    pub fn poll_management(
+        &mut self,
+        now_ms: u64,
+        mgmt: &mut MgmtPort,
+        dev: &mut NicDevice,
+        agent: &mut OfAgent,
+    ) {
+        let Bridge {
+            ports,
+            port_table,
+            pipeline,
+            normal,
+            pool,
+            tx,
+            packet_ins,
+            ..
+        } = self;
+        let mut sink = TxSink {
+            pool,
+            ports,
+            tx,
+            packet_ins,
+            to_controller: None,
+        };
+        let mut ctx = BridgeCtx {
+            pipeline,
+            ports: port_table,
+            normal,
+            sink: &mut sink,
+            now_ms,
+        };
+        mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, None);
+        self.flush();
+    }
+
     /// Timers: MAC aging, flow expiry, link changes.
     pub fn housekeeping(&mut self, now_ms: u64) {
         self.normal.mac_table_mut().expire(now_ms);
         // Megaflows idle for 10 s go, as in Open vSwitch's default max-idle.
         self.datapath.sweep(now_ms, 10_000);
-        let removed = self.pipeline.expire(now_ms);
-        if !removed.is_empty() {
-            log::debug!("{} flows expired", removed.len());
-        }
+        // (Flow expiry is the OpenFlow agent's: it sends the flow-removed messages.)
         for p in self.ports.iter_mut() {
             let up = p.nic.link_up();
             if self.port_table.set_link(p.no, up) == Ok(true) {

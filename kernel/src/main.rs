@@ -124,7 +124,8 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         None => {}
     }
 
-    let mut bridge = bring_up_bridge(settings, &functions);
+    let (mut bridge, mgmt_dev) = bring_up_bridge(settings, &functions);
+    let mut management = mgmt_dev.map(|dev| Management::new(settings, dev));
 
     let boot_us = time::now_us();
     console!("ironflow: ready boot_us={boot_us}");
@@ -132,14 +133,68 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         console!("{}", bridge.stats_line());
         exit::success();
     }
-    main_loop(&mut bridge, settings)
+    main_loop(&mut bridge, management.as_mut(), settings)
+}
+
+/// The management plane: the management NIC's IP stack and the OpenFlow agent.
+struct Management {
+    dev: mgmt_port::NicDevice,
+    port: mgmt::netif::MgmtPort,
+    agent: mgmt::agent::OfAgent,
+    announced: Option<[u8; 4]>,
+}
+
+impl Management {
+    fn new(settings: &BootSettings, mut dev: mgmt_port::NicDevice) -> Self {
+        use mgmt::agent::{AgentConfig, OfAgent};
+        use mgmt::netif::{MgmtPort, NetifConfig};
+        let now = time::now_ms();
+        let agent = OfAgent::new(
+            AgentConfig::from_settings(settings, settings.fail_mode),
+            now,
+        );
+        let config = NetifConfig::from_settings(settings, dev.mac(), time::rdtsc());
+        let port = MgmtPort::new(config, &mut dev, now);
+        log::info!(
+            "mgmt: OpenFlow on tcp:6653 (fail_mode {:?}), {}",
+            settings.fail_mode,
+            match settings.mgmt_ip {
+                Some(c) => alloc::format!(
+                    "address {}.{}.{}.{}/{}",
+                    c.addr[0],
+                    c.addr[1],
+                    c.addr[2],
+                    c.addr[3],
+                    c.prefix
+                ),
+                None => "address by DHCP".into(),
+            }
+        );
+        Management {
+            dev,
+            port,
+            agent,
+            announced: None,
+        }
+    }
+
+    fn poll(&mut self, bridge: &mut bridge::Bridge, now: u64) {
+        bridge.poll_management(now, &mut self.port, &mut self.dev, &mut self.agent);
+        let addr = self.port.ipv4_addr();
+        if addr != self.announced {
+            if let Some(a) = addr {
+                log::info!("mgmt: address {}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+            }
+            self.announced = addr;
+        }
+    }
 }
 
 /// Finds the NICs, picks the management one, and makes every other one a bridge port.
 fn bring_up_bridge(
     settings: &BootSettings,
     functions: &[drivers::pci::PciFunction],
-) -> bridge::Bridge {
+) -> (bridge::Bridge, Option<mgmt_port::NicDevice>) {
     use alloc::boxed::Box;
     use drivers::dma::PacketPool;
     use drivers::nic::Nic;
@@ -169,37 +224,62 @@ fn bring_up_bridge(
     // SAFETY: PCI configuration access is used from this single boot thread only.
     let mut root = drivers::pci::PciRoot::new(unsafe { drivers::pci::PortIoCam::new() });
     let mut ports: alloc::vec::Vec<Box<dyn Nic>> = alloc::vec::Vec::new();
+    let mut mgmt_dev = None;
     for (i, f) in nics.iter().enumerate() {
-        if Some(i) == mgmt {
-            log::info!("mgmt: {} is the management NIC (not a bridge port)", f.addr);
-            continue;
-        }
         match VirtioNetPort::from_pci(&mut root, f.addr, pool.clone()) {
             Ok(mut p) => {
-                let cam = unsafe { drivers::pci::PortIoCam::new() };
                 // SAFETY: `cam` only reads this function's configuration space; the port drives it.
-                unsafe { p.use_direct_notify(&cam, f.addr) };
-                ports.push(Box::new(p));
+                unsafe {
+                    let cam = drivers::pci::PortIoCam::new();
+                    p.use_direct_notify(&cam, f.addr);
+                }
+                if Some(i) == mgmt {
+                    log::info!("mgmt: {} is the management NIC (not a bridge port)", f.addr);
+                    mgmt_dev = Some(mgmt_port::NicDevice::new(Box::new(p), pool.clone()));
+                } else {
+                    ports.push(Box::new(p));
+                }
             }
             Err(e) => log::error!("virtio-net {}: cannot bring up: {e:?}", f.addr),
         }
     }
-    bridge::Bridge::new(pool, ports, &settings.port_vlans)
+    (
+        bridge::Bridge::new(pool, ports, &settings.port_vlans),
+        mgmt_dev,
+    )
 }
 
-fn main_loop(bridge: &mut bridge::Bridge, settings: &BootSettings) -> ! {
+fn main_loop(
+    bridge: &mut bridge::Bridge,
+    mut management: Option<&mut Management>,
+    settings: &BootSettings,
+) -> ! {
     const HOUSEKEEPING_MS: u64 = 100;
     let stats_ms = settings.stats_interval_s as u64 * 1000;
     let mut next_housekeeping = 0;
+    if let Some(m) = management.as_deref_mut() {
+        m.poll(bridge, time::now_ms()); // installs the standalone default flow at once
+    }
     let mut next_stats = time::now_ms() + stats_ms;
     let mut now = time::now_ms();
     loop {
-        bridge.poll(now);
-        // Timers and the console every 64 passes: the datapath is never starved.
+        match management.as_deref_mut() {
+            Some(m) => {
+                let (meters, packet_ins) = m.agent.datapath_hooks();
+                bridge.poll(now, Some(meters), Some(packet_ins));
+            }
+            None => {
+                bridge.poll(now, None, None);
+            }
+        }
+        // Management, timers and the console every 64 passes: the datapath is never starved.
         if bridge.iterations % 64 != 0 {
             continue;
         }
         now = time::now_ms();
+        if let Some(m) = management.as_deref_mut() {
+            m.poll(bridge, now);
+        }
         if now >= next_housekeeping {
             bridge.housekeeping(now);
             next_housekeeping = now + HOUSEKEEPING_MS;

@@ -29,10 +29,6 @@ impl NicDevice {
         }
     }
 
-    pub fn nic(&mut self) -> &mut dyn Nic {
-        &mut *self.nic
-    }
-
     pub fn mac(&self) -> [u8; 6] {
         self.nic.mac_address()
     }

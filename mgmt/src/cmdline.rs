@@ -52,6 +52,8 @@ pub struct BootSettings {
     pub port_vlans: Vec<(u32, String)>,
     /// Seconds between console statistics lines (`stats=N`, 0 = off).
     pub stats_interval_s: u32,
+    /// What the bridge does without a controller (`fail_mode=secure|standalone`).
+    pub fail_mode: crate::agent::FailMode,
 }
 
 impl Default for BootSettings {
@@ -67,6 +69,7 @@ impl Default for BootSettings {
             controllers: Vec::new(),
             port_vlans: Vec::new(),
             stats_interval_s: 5,
+            fail_mode: crate::agent::FailMode::Standalone,
         }
     }
 }
@@ -150,6 +153,9 @@ impl BootSettings {
                     valid
                 }
                 "stats" => value.parse().map(|n| s.stats_interval_s = n).is_ok(),
+                "fail_mode" => crate::agent::FailMode::from_name(value)
+                    .map(|m| s.fail_mode = m)
+                    .is_some(),
                 _ => match key
                     .strip_prefix("port.")
                     .and_then(|r| r.strip_suffix(".vlan"))
@@ -217,7 +223,7 @@ mod tests {
     fn parses_every_setting() {
         let (s, w) = BootSettings::parse(
             "log=debug exit_after_ready=1 on_panic=exit test.crash=pagefault mgmt.ip=10.0.2.15/24 \
-             mgmt.gw=10.0.2.2 mgmt.nic=00:03.0 controller=tcp:10.0.2.2:6653 port.2.vlan=10 stats=0",
+             mgmt.gw=10.0.2.2 mgmt.nic=00:03.0 controller=tcp:10.0.2.2:6653 port.2.vlan=10 stats=0 fail_mode=secure",
         );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.log_level, log::LevelFilter::Debug);
@@ -236,6 +242,7 @@ mod tests {
         assert_eq!(s.controllers, ["tcp:10.0.2.2:6653"]);
         assert_eq!(s.port_vlans, [(2, "10".to_string())]);
         assert_eq!(s.stats_interval_s, 0);
+        assert_eq!(s.fail_mode, crate::agent::FailMode::Secure);
     }
 
     #[test]
