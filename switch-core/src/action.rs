@@ -118,6 +118,7 @@ pub fn write_actions(f: &mut fmt::Formatter<'_>, actions: &[Action]) -> fmt::Res
 }
 
 /// What action validation needs to know beyond the match.
+#[derive(Clone, Copy)]
 pub struct ActionContext<'a> {
     /// Whether a group exists.
     pub group_exists: &'a dyn Fn(u32) -> bool,
@@ -362,8 +363,16 @@ impl Instructions {
             }
         }
         let after_apply = validate_actions(&self.apply, m, ctx)?;
-        let after_write = validate_actions(&self.write, &after_apply, ctx)?;
-        let _ = after_write;
+        // Write-Actions: every action's own arguments, then the prerequisites in the order the
+        // action set will execute them (pop, push, TTL, set-field, ...), not the list order.
+        let lenient = ActionContext {
+            check_prereqs: false,
+            ..*ctx
+        };
+        validate_actions(&self.write, &after_apply, &lenient)?;
+        let mut set = ActionSet::new();
+        set.write(&self.write);
+        validate_actions(&set.to_vec(), &after_apply, ctx)?;
         Ok(())
     }
 
@@ -772,6 +781,18 @@ mod tests {
         assert_eq!(
             i.validate(0, 10, &Match::ANY, &c),
             Err(OfpError::BAD_ACTION_MATCH_INCONSISTENT)
+        );
+        // In the action set, push-VLAN runs before set-field whatever the list order.
+        let i = Instructions::drop().with_write(vec![
+            Action::set_field(Field::VlanVid, 0x1002),
+            Action::PushVlan(0x8100),
+        ]);
+        assert!(i.validate(0, 10, &Match::ANY, &c).is_ok());
+        // An action overwritten in the set is still checked.
+        let i = Instructions::drop().with_write(vec![Action::output(0), Action::output(1)]);
+        assert_eq!(
+            i.validate(0, 10, &Match::ANY, &c),
+            Err(OfpError::BAD_ACTION_BAD_OUT_PORT)
         );
     }
 
