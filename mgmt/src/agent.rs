@@ -725,6 +725,58 @@ impl OfAgent {
         }
     }
 
+    /// Tells the agent whether active controllers are configured now (OVSDB
+    /// `set-controller` / `del-controller`). As Open vSwitch does when a bridge goes from no
+    /// controllers to some or back, the flows, groups and meters are flushed (and a
+    /// standalone bridge without controllers gets its NORMAL flow back).
+    pub fn set_has_controllers(&mut self, ctx: &mut BridgeCtx<'_>, has: bool) {
+        if has == self.config.has_controllers {
+            return;
+        }
+        self.config.has_controllers = has;
+        self.flush(ctx);
+    }
+
+    /// Changes the fail mode (OVSDB `set-fail-mode`). Leaving standalone ends a fallback in
+    /// force; without controllers the flows are flushed, as in Open vSwitch.
+    pub fn set_fail_mode(&mut self, ctx: &mut BridgeCtx<'_>, mode: FailMode) {
+        if mode == self.config.fail_mode {
+            return;
+        }
+        self.config.fail_mode = mode;
+        if mode == FailMode::Secure {
+            self.leave_fail_open(ctx);
+        }
+        if !self.config.has_controllers {
+            self.flush(ctx);
+        }
+    }
+
+    /// Deletes every flow, group and meter (flow-removed sent as for a delete), then installs
+    /// what the fail mode wants for a bridge in this state.
+    fn flush(&mut self, ctx: &mut BridgeCtx<'_>) {
+        let now = ctx.now_ms;
+        let mut removed = ctx
+            .pipeline
+            .flow_mod(
+                &CoreFlowMod::delete(switch_core::table::OFPTT_ALL, CoreMatch::ANY),
+                now,
+            )
+            .unwrap_or_default();
+        let all_groups = switch_core::group::GroupMod {
+            command: switch_core::group::GroupModCommand::Delete,
+            group_type: switch_core::group::GroupType::All,
+            group_id: switch_core::action::OFPG_ALL,
+            buckets: Vec::new(),
+        };
+        removed.extend(ctx.pipeline.group_mod(&all_groups, now).unwrap_or_default());
+        self.meters = MeterTable::new(self.config.max_meters);
+        self.flows_removed(&removed);
+        self.fail_open = FailOpen::Off;
+        self.last_controller_ms = now;
+        self.start(ctx);
+    }
+
     /// First poll: the no-controller standalone bridge gets its visible NORMAL flow, as an
     /// Open vSwitch bridge without controllers does.
     fn start(&mut self, ctx: &mut BridgeCtx<'_>) {

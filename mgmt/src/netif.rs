@@ -176,6 +176,8 @@ struct Listener {
 
 #[derive(Debug)]
 struct ActiveTarget {
+    /// Stable id (`ConnKind::Active::target`), kept across `set_controllers`.
+    id: usize,
     target: Target,
     /// A connection (attempt) exists.
     busy: bool,
@@ -191,6 +193,7 @@ pub struct MgmtPort {
     listeners: Vec<Listener>,
     conns: Vec<TcpConn>,
     actives: Vec<ActiveTarget>,
+    next_target_id: usize,
     dhcp: Option<SocketHandle>,
     next_local_port: u16,
     stats: NetifStats,
@@ -239,18 +242,6 @@ impl MgmtPort {
                 handle: None,
             });
         }
-        let mut actives = Vec::new();
-        for s in &config.controllers {
-            match Target::parse(s) {
-                Some(target) => actives.push(ActiveTarget {
-                    target,
-                    busy: false,
-                    next_attempt_ms: now_ms,
-                    backoff_ms: config.backoff_min_ms,
-                }),
-                None => log::warn!("controller={s}: not tcp:IP[:PORT], ignored"),
-            }
-        }
         let next_local_port = 49152 + (config.random_seed % 16384) as u16;
         let mut port = MgmtPort {
             iface,
@@ -258,13 +249,59 @@ impl MgmtPort {
             config,
             listeners,
             conns: Vec::new(),
-            actives,
+            actives: Vec::new(),
+            next_target_id: 0,
             dhcp,
             next_local_port,
             stats: NetifStats::default(),
         };
+        let controllers = port.config.controllers.clone();
+        port.set_controllers(&controllers, now_ms);
         port.ensure_listeners(now_ms);
         port
+    }
+
+    /// Sets the controller targets (`tcp:IP[:PORT]`; others are logged and skipped). Targets
+    /// that stay keep their connection and back-off; the connections of removed ones are
+    /// reset. Returns how many targets are in use.
+    pub fn set_controllers(&mut self, targets: &[String], now_ms: u64) -> usize {
+        let mut wanted = Vec::new();
+        for s in targets {
+            match Target::parse(s) {
+                Some(t) if !wanted.contains(&t) => wanted.push(t),
+                Some(_) => {}
+                None => log::warn!("controller {s}: not tcp:IP[:PORT], ignored"),
+            }
+        }
+        let mut kept = Vec::new();
+        for a in core::mem::take(&mut self.actives) {
+            if wanted.contains(&a.target) {
+                kept.push(a);
+            } else {
+                for c in self
+                    .conns
+                    .iter()
+                    .filter(|c| c.kind == ConnKind::Active { target: a.id })
+                {
+                    self.sockets.get_mut::<tcp::Socket>(c.handle).abort();
+                }
+            }
+        }
+        for t in wanted {
+            if !kept.iter().any(|a| a.target == t) {
+                kept.push(ActiveTarget {
+                    id: self.next_target_id,
+                    target: t,
+                    busy: false,
+                    next_attempt_ms: now_ms,
+                    backoff_ms: self.config.backoff_min_ms,
+                });
+                self.next_target_id += 1;
+            }
+        }
+        self.config.controllers = targets.to_vec();
+        self.actives = kept;
+        self.actives.len()
     }
 
     pub fn stats(&self) -> NetifStats {
@@ -281,10 +318,13 @@ impl MgmtPort {
         self.conns.iter().filter(|c| c.token.is_some()).count()
     }
 
-    /// Whether controller target `i` has an established connection.
+    /// Whether controller target `i` (in the order given) has an established connection.
     pub fn controller_connected(&self, i: usize) -> bool {
+        let Some(id) = self.actives.get(i).map(|a| a.id) else {
+            return false;
+        };
         self.conns.iter().any(|c| {
-            c.kind == ConnKind::Active { target: i }
+            c.kind == ConnKind::Active { target: id }
                 && c.token.is_some()
                 && c.closing_since.is_none()
         })
@@ -437,6 +477,7 @@ impl MgmtPort {
             if a.busy || now_ms < a.next_attempt_ms {
                 continue;
             }
+            let id = a.id;
             let [w, x, y, z] = a.target.addr;
             let remote = (IpAddress::v4(w, x, y, z), a.target.port);
             let local = self.next_local_port;
@@ -450,7 +491,7 @@ impl MgmtPort {
                     self.conns.push(TcpConn {
                         handle,
                         service: Service::OpenFlow,
-                        kind: ConnKind::Active { target: i },
+                        kind: ConnKind::Active { target: id },
                         token: None,
                         established_ms: None,
                         close_wanted_since: None,
@@ -461,16 +502,18 @@ impl MgmtPort {
                 }
                 Err(e) => {
                     log::debug!("mgmt: connect to controller {i}: {e:?}");
-                    self.connect_failed(i, now_ms);
+                    self.connect_failed(id, now_ms);
                 }
             }
         }
     }
 
     /// Schedules the next attempt after a failed one, doubling the back-off.
-    fn connect_failed(&mut self, i: usize, now_ms: u64) {
+    fn connect_failed(&mut self, id: usize, now_ms: u64) {
         self.stats.connect_failures += 1;
-        let a = &mut self.actives[i];
+        let Some(a) = self.actives.iter_mut().find(|a| a.id == id) else {
+            return; // the target was removed
+        };
         a.busy = false;
         a.next_attempt_ms = now_ms + a.backoff_ms;
         a.backoff_ms = (a.backoff_ms * 2).min(self.config.backoff_max_ms);
@@ -501,10 +544,12 @@ impl MgmtPort {
                     match c.established_ms {
                         // It was up: start over from the shortest back-off.
                         Some(_) => {
-                            let a = &mut self.actives[target];
-                            a.busy = false;
-                            a.backoff_ms = self.config.backoff_min_ms;
-                            a.next_attempt_ms = now_ms + a.backoff_ms;
+                            let min = self.config.backoff_min_ms;
+                            if let Some(a) = self.actives.iter_mut().find(|a| a.id == target) {
+                                a.busy = false;
+                                a.backoff_ms = min;
+                                a.next_attempt_ms = now_ms + min;
+                            }
                         }
                         None => self.connect_failed(target, now_ms),
                     }

@@ -855,3 +855,32 @@ fn a_client_that_never_reads_is_paused_then_dropped() {
     // The echo probe goes unanswered (it sits behind the replies): the switch gives up.
     assert!(closed, "still connected after 30 s");
 }
+
+#[test]
+fn controllers_can_be_changed_at_run_time() {
+    let target = format!(
+        "tcp:{}.{}.{}.{}:6653",
+        PEER_IP[0], PEER_IP[1], PEER_IP[2], PEER_IP[3]
+    );
+    let mut w = World::new(vec![]);
+    let l = w.peer.listen(6653);
+    w.run_until(2_000, |_| false);
+    assert_eq!(w.peer.tcp(l).state(), tcp::State::Listen);
+    let n =
+        w.sw.port
+            .set_controllers(&[target.clone(), "bogus".into()], w.now);
+    assert_eq!(n, 1);
+    assert!(w.run_until(2_000, |w| w.peer.tcp(l).state() == tcp::State::Established));
+    w.peer.send(l, &hello13());
+    assert!(w.run_until(500, |w| w.sw.agent.controller_connected()));
+    // Setting the same target again keeps the connection.
+    w.sw.port
+        .set_controllers(std::slice::from_ref(&target), w.now);
+    w.run_until(200, |_| false);
+    assert!(w.sw.agent.controller_connected());
+    assert!(w.sw.port.controller_connected(0));
+    // Removing it resets the connection.
+    w.sw.port.set_controllers(&[], w.now);
+    assert!(w.run_until(1_000, |w| !w.sw.agent.controller_connected()));
+    assert_eq!(w.sw.agent.connection_count(), 0);
+}

@@ -1407,3 +1407,28 @@ fn byte_at_a_time_and_many_messages_in_one_segment() {
     assert_eq!(r.out(id), vec![(v, 3, Message::BarrierReply)]);
     assert_eq!(r.flows().len(), 1);
 }
+
+#[test]
+fn controllers_and_fail_mode_changes_flush_like_ovs() {
+    let mut r = Rig::new(AgentConfig::default());
+    r.poll();
+    assert_eq!(r.flows(), vec![(0, 0, 0)]);
+    let id = r.connect(ConnKind::Passive { local_port: 6653 }, OFP13);
+    r.ask(id, OFP13, 2, Message::FlowMod(output_flow(1, 2)));
+    assert_eq!(r.flows().len(), 2);
+    // set-controller: everything goes, no NORMAL flow (a controller is expected).
+    r.with(|a, ctx| a.set_has_controllers(ctx, true));
+    assert!(r.flows().is_empty());
+    r.ask(id, OFP13, 3, Message::FlowMod(output_flow(1, 2)));
+    // set-fail-mode secure while controllers are configured: flows stay.
+    r.with(|a, ctx| a.set_fail_mode(ctx, FailMode::Secure));
+    assert_eq!(r.flows().len(), 1);
+    // del-controller in secure mode: flushed, nothing installed.
+    r.with(|a, ctx| a.set_has_controllers(ctx, false));
+    assert!(r.flows().is_empty());
+    // set-fail-mode standalone without controllers: the NORMAL flow.
+    r.with(|a, ctx| a.set_fail_mode(ctx, FailMode::Standalone));
+    assert_eq!(r.flows(), vec![(0, 0, 0)]);
+    assert_eq!(FailMode::from_name("secure"), Some(FailMode::Secure));
+    assert_eq!(FailMode::from_name("open"), None);
+}

@@ -6,7 +6,8 @@
 pub enum ConnKind {
     /// Accepted on a listening port (`ptcp:`): a "service" connection in Open vSwitch terms.
     Passive { local_port: u16 },
-    /// Opened by the switch to controller target number `target` (`tcp:IP:PORT`).
+    /// Opened by the switch to a controller (`tcp:IP:PORT`); `target` identifies the target
+    /// for as long as it stays configured.
     Active { target: usize },
 }
 
