@@ -108,7 +108,7 @@ use core::fmt::{self, Write as _};
 pub use actions::DpOp;
 
 use actions::{Compiled, Recorded, Recorder, ReplayScratch, compile, replay, ttl_safe};
-use emc::{Emc, key_hash};
+use emc::{Emc, key_hash, same_key};
 use megaflow::{Limits, MegaflowTable, NormalDep};
 
 use crate::extract::extract;
@@ -159,6 +159,10 @@ pub struct DatapathConfig {
     pub emc_entries: usize,
     /// A megaflow hit is inserted in the EMC with probability 1/N (0: never, 1: always).
     pub emc_insert_inv_prob: u32,
+    /// The EMC is used only on input ports whose classifier has at least this many masks:
+    /// with fewer, a megaflow lookup (one hash over the mask's few words, one probe) costs less
+    /// than the EMC's whole-key hash and compare.
+    pub emc_min_masks: usize,
     /// Most megaflows; over it the least recently used is evicted.
     pub max_megaflows: usize,
     /// Most masks (subtables) per input port; over it new megaflows get a wider mask.
@@ -175,6 +179,7 @@ impl Default for DatapathConfig {
             cache: true,
             emc_entries: 8192,
             emc_insert_inv_prob: 100,
+            emc_min_masks: 2,
             max_megaflows: 200_000,
             max_masks_per_port: 32,
             resort_every: 8192,
@@ -198,6 +203,8 @@ impl DatapathConfig {
 pub struct DatapathStats {
     /// Packets received.
     pub packets: u64,
+    /// Served by the megaflow of the previous packet in the batch (same key).
+    pub batch_hits: u64,
     /// Served by the exact-match cache.
     pub emc_hits: u64,
     /// Served by the megaflow classifier.
@@ -231,6 +238,8 @@ pub struct Datapath {
     events: Vec<Recorded>,
     replay: ReplayScratch,
     touched: Vec<u32>,
+    /// The previous packet's key and megaflow (slot, serial), within a batch.
+    last: Option<(FlowKey, u32, u32)>,
 }
 
 /// How a packet is to be handled after the cache lookups.
@@ -260,6 +269,7 @@ impl Datapath {
             events: Vec::new(),
             replay: ReplayScratch::default(),
             touched: Vec::with_capacity(BATCH_SIZE),
+            last: None,
         }
     }
 
@@ -306,6 +316,7 @@ impl Datapath {
         sink: &mut S,
     ) {
         self.sync(pipeline, env);
+        self.last = None;
         let mut port = self.flows.port_index(in_port);
         let mut key = FlowKey::ZERO;
         for (n, frame) in packets.into_iter().enumerate() {
@@ -341,9 +352,27 @@ impl Datapath {
         if !self.config.cache {
             return Path::Translate { install: false };
         }
-        let hash = key_hash(key, self.config.hash_seed);
+        let use_emc =
+            port.is_some_and(|p| self.flows.ports[p].order.len() >= self.config.emc_min_masks);
+        let hash = if use_emc {
+            key_hash(key, self.config.hash_seed)
+        } else {
+            0
+        };
         let mut slot = None;
-        if let Some((s, serial)) = self.emc.lookup(hash, key)
+        let mut repeat = false;
+        // Packets of one flow come in bursts: the previous packet's megaflow first.
+        if let Some((k, s, serial)) = &self.last
+            && same_key(k, key)
+            && self.flows.alive(*s, *serial)
+        {
+            self.stats.batch_hits += 1;
+            slot = Some(*s);
+            repeat = true;
+        }
+        if slot.is_none()
+            && use_emc
+            && let Some((s, serial)) = self.emc.lookup(hash, key)
             && self.flows.alive(s, serial)
         {
             self.stats.emc_hits += 1;
@@ -359,7 +388,7 @@ impl Datapath {
                     self.stats.subtables_searched += f.searched as u64;
                     self.stats.megaflow_hits += 1;
                     slot = Some(f.slot);
-                    if self.should_insert_emc() {
+                    if use_emc && self.should_insert_emc() {
                         let serial = self.flows.flows[f.slot as usize].serial;
                         let flows = &self.flows;
                         self.emc
@@ -376,6 +405,9 @@ impl Datapath {
             return Path::Translate { install: true };
         };
         let m = &self.flows.flows[slot as usize];
+        if !repeat {
+            self.last = Some((*key, slot, m.serial));
+        }
         if m.epoch != self.epoch {
             self.stats.revalidations += 1;
             return Path::Translate { install: true };
@@ -420,7 +452,7 @@ impl Datapath {
         sink: &mut S,
     ) {
         let now = env.now_ms;
-        let deps = &self.flows.flows[slot as usize].normal;
+        let deps = &mut self.flows.flows[slot as usize].normal;
         // NORMAL: learn as the pipeline would, and check that the MAC table still gives the
         // answer the megaflow was made with.
         if !deps.is_empty() && !normal_fresh(deps, env, now) {
@@ -519,8 +551,12 @@ impl Datapath {
                         key: *nk,
                         had_switch: false,
                         lookup: None,
+                        learned_ms: now,
+                        learned_gen: 0,
+                        checked_gen: 0,
                     };
                 };
+                let mgen = ns.generation();
                 // Reserved multicast depends on `forward_bpdu`, which has no generation.
                 if mac_is_reserved(dst) {
                     slow = true;
@@ -539,6 +575,9 @@ impl Datapath {
                     key: *nk,
                     had_switch: true,
                     lookup,
+                    learned_ms: now,
+                    learned_gen: mgen,
+                    checked_gen: mgen,
                 }
             })
             .collect();
@@ -632,6 +671,12 @@ impl Datapath {
         };
         let flows = &self.flows;
         let _ = writeln!(s, "  packets received: {}", st.packets);
+        let _ = writeln!(
+            s,
+            "  same-flow-as-previous hits: {} ({:.1} %)",
+            st.batch_hits,
+            pct(st.batch_hits)
+        );
         let _ = writeln!(s, "  emc hits: {} ({:.1} %)", st.emc_hits, pct(st.emc_hits));
         let _ = writeln!(
             s,
@@ -679,23 +724,34 @@ impl Datapath {
 }
 
 /// Learns from each NORMAL step of a megaflow and checks the MAC-table answers it used.
-fn normal_fresh(deps: &[NormalDep], env: &mut Env<'_>, now: u64) -> bool {
+///
+/// Both are coalesced: a step learns at most once per millisecond while the MAC table has not
+/// changed (learning again would only set the entry's `seen` to the same time), and the lookup
+/// is repeated only when the MAC table changed or some entry may have aged.
+#[inline]
+fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
     let ports = env.ports;
+    let Some(ns) = env.normal.as_deref_mut() else {
+        return deps.iter().all(|d| !d.had_switch);
+    };
     for dep in deps {
-        let fresh = match env.normal.as_deref_mut() {
-            None => !dep.had_switch,
-            Some(ns) => {
-                dep.had_switch && {
-                    ns.learn_from(ports, &dep.key, now);
-                    match dep.lookup {
-                        None => true,
-                        Some((vlan, dst, port)) => ns.mac_table().lookup(vlan, dst, now) == port,
-                    }
-                }
-            }
-        };
-        if !fresh {
+        if !dep.had_switch {
             return false;
+        }
+        if dep.learned_ms != now || dep.learned_gen != ns.generation() {
+            ns.learn_from(ports, &dep.key, now);
+            dep.learned_ms = now;
+            dep.learned_gen = ns.generation();
+        }
+        if let Some((vlan, dst, port)) = dep.lookup {
+            let mgen = ns.generation();
+            let may_have_aged = ns.mac_table().next_expiry_ms().is_some_and(|t| t <= now);
+            if dep.checked_gen != mgen || may_have_aged {
+                if ns.mac_table().lookup(vlan, dst, now) != port {
+                    return false;
+                }
+                dep.checked_gen = mgen;
+            }
         }
     }
     true

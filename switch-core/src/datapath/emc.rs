@@ -63,7 +63,7 @@ impl Emc {
         let i = (hash as usize) & self.mask;
         let h = (hash >> 32) as u32;
         for e in [&self.entries[i], &self.entries[i ^ 1]] {
-            if e.hash == h && e.megaflow != EMPTY && e.key == *key {
+            if e.hash == h && e.megaflow != EMPTY && same_key(&e.key, key) {
                 return Some((e.megaflow, e.serial));
             }
         }
@@ -94,7 +94,7 @@ impl Emc {
         let mut victim = None;
         for j in [i, i ^ 1] {
             let e = &self.entries[j];
-            if e.megaflow == EMPTY || (e.hash == h && e.key == *key) {
+            if e.megaflow == EMPTY || (e.hash == h && same_key(&e.key, key)) {
                 self.entries[j] = new;
                 return;
             }
@@ -118,6 +118,17 @@ impl Emc {
     pub fn clear(&mut self) {
         self.entries.fill(VACANT);
     }
+}
+
+/// Whole-key comparison without a `memcmp` call (a branch-free word loop the compiler
+/// vectorizes).
+#[inline]
+pub(crate) fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    let mut d = 0;
+    for i in 0..a.w.len() {
+        d |= a.w[i] ^ b.w[i];
+    }
+    d == 0
 }
 
 /// Hash of a whole key for the EMC: four independent multiply lanes (so the CPU overlaps

@@ -11,9 +11,11 @@
 //! approximation: a hit sets a bit, the eviction hand clears bits until it finds a clear one),
 //! and so is the number of subtables (masks) per port. A translation whose mask would create one
 //! more subtable than the cap is installed under a *wider* mask instead (one that matches more
-//! bits, which is always correct): the most general existing mask that covers it, or the exact
-//! mask (all bits). So no packet ever searches more than `max_masks_per_port + 1` subtables,
-//! whatever traffic an attacker sends (the tuple-space-explosion defence).
+//! bits, which is always correct): the most general existing mask that covers it, else the union
+//! of all the port's masks and its own (which then covers the overflows that follow). So a
+//! packet searches at most about `max_masks_per_port` subtables (one more per overflow that
+//! brings bits outside every existing mask, which stops once the union holds every bit the
+//! tables consult), whatever traffic an attacker sends (the tuple-space-explosion defence).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -36,6 +38,13 @@ pub(crate) struct NormalDep {
     /// `(vlan, dst)` looked up by NORMAL, and what the MAC table answered; `None` when NORMAL
     /// did not look up (multicast destination or packet not admitted).
     pub lookup: Option<(u16, u64, Option<PortNo>)>,
+    /// When the hits last learned, and the MAC-table generation right after: learning again in
+    /// the same millisecond with nothing changed would only refresh `seen` to the same value.
+    pub learned_ms: u64,
+    pub learned_gen: u64,
+    /// MAC-table generation at which `lookup` was last confirmed: while it holds and no entry
+    /// can have aged, the answer holds too.
+    pub checked_gen: u64,
 }
 
 /// One megaflow.
@@ -104,6 +113,8 @@ pub(crate) struct PortClassifier {
     pub port: PortNo,
     pub order: Vec<u32>,
     pub lookups: u64,
+    /// Lookups left until the next re-ranking.
+    pub until_resort: u64,
 }
 
 /// Settings of the megaflow table.
@@ -170,6 +181,7 @@ impl MegaflowTable {
                     port,
                     order: Vec::new(),
                     lookups: 0,
+                    until_resort: self.limits.resort_every,
                 });
                 self.ports.len() - 1
             }
@@ -206,7 +218,9 @@ impl MegaflowTable {
                 break;
             }
         }
-        if pc.lookups.is_multiple_of(self.limits.resort_every) {
+        pc.until_resort -= 1;
+        if pc.until_resort == 0 {
+            pc.until_resort = self.limits.resort_every;
             self.resort(port);
         }
         found.map(|slot| Found { slot, searched })
@@ -252,9 +266,11 @@ impl MegaflowTable {
             if let Some(id) = covering {
                 return id;
             }
-            FlowKey {
-                w: [u64::MAX; KEY_WORDS],
-            }
+            // None: the union of every mask of the port and `wc`, which covers (and so takes)
+            // every later overflow whose bits lie within it.
+            order
+                .iter()
+                .fold(*wc, |u, &id| u.or(&self.subtables[id as usize].mask))
         };
         let st = Subtable::new(mask);
         let id = match self.free_subtables.pop() {
