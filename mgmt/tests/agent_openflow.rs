@@ -478,6 +478,17 @@ fn packet_out_runs_through_the_pipeline() {
     };
     let errs = errors(&r.ask(id, v, 7, Message::PacketOut(po)));
     assert_eq!(errs[0].1, OfpError::BAD_PORT);
+    let po = PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port: 1,
+        actions: vec![Action::Output {
+            port: 2,
+            max_len: 0,
+        }],
+        data: vec![1, 2, 3],
+    };
+    let errs = errors(&r.ask(id, v, 8, Message::PacketOut(po)));
+    assert_eq!(errs[0].1, OfpError::BAD_PACKET);
 }
 
 #[test]

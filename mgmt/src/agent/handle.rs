@@ -251,6 +251,10 @@ impl OfAgent {
         if !in_port_ok {
             return Err(OfpError::BAD_PORT);
         }
+        // Not even an Ethernet header: nothing a port could send.
+        if po.data.len() < 14 {
+            return Err(OfpError::BAD_PACKET);
+        }
         let actions = actions_to_core(&po.actions)?;
         let mut key = FlowKey::ZERO;
         extract(&po.data, in_port, &mut key);
