@@ -171,9 +171,17 @@ pub fn validate_actions(
                 }
             }
             Action::SetField { field, value } => {
+                // Not writable (as in Open vSwitch): pipeline fields other than tunnel_id (write-
+                // metadata sets metadata), the fields that say what the headers are, and the
+                // IPv6 extension-header pseudo field.
                 if matches!(
                     field,
-                    Field::InPort | Field::InPhyPort | Field::Metadata | Field::Ipv6Exthdr
+                    Field::InPort
+                        | Field::InPhyPort
+                        | Field::Metadata
+                        | Field::EthType
+                        | Field::IpProto
+                        | Field::Ipv6Exthdr
                 ) {
                     return Err(OfpError::BAD_ACTION_BAD_SET_TYPE);
                 }
@@ -655,10 +663,18 @@ mod tests {
             validate_actions(&[Action::set_field(Field::TcpDst, 80)], &Match::ANY, &c),
             Err(OfpError::BAD_ACTION_MATCH_INCONSISTENT)
         );
-        assert_eq!(
-            validate_actions(&[Action::set_field(Field::InPort, 3)], &Match::ANY, &c),
-            Err(OfpError::BAD_ACTION_BAD_SET_TYPE)
-        );
+        for f in [
+            Field::InPort,
+            Field::Metadata,
+            Field::EthType,
+            Field::IpProto,
+        ] {
+            assert_eq!(
+                validate_actions(&[Action::set_field(f, 3)], &ip_tcp(), &c),
+                Err(OfpError::BAD_ACTION_BAD_SET_TYPE),
+                "{f:?}"
+            );
+        }
         assert_eq!(
             validate_actions(&[Action::set_field(Field::TcpDst, 1 << 16)], &ip_tcp(), &c),
             Err(OfpError::BAD_ACTION_BAD_SET_ARGUMENT)
