@@ -170,6 +170,41 @@ impl Switch {
     }
 }
 
+impl Switch {
+    /// Runs a frame through the pipeline as the kernel's forwarding loop does.
+    fn forward(&mut self, in_port: u32, bytes: &[u8], now: u64) {
+        use switch_core::extract::extract;
+        use switch_core::flow::FlowKey;
+        use switch_core::packet::HeapFrame;
+        use switch_core::pipeline::Env;
+        struct KernelSink<'a>(&'a mut mgmt::agent::PacketInQueue);
+        impl OutputSink for KernelSink<'_> {
+            fn output(&mut self, _: u32, _: Option<u32>, _: &[u8]) {}
+            fn controller(&mut self, pi: &CorePacketIn<'_>) {
+                self.0.push(pi);
+            }
+        }
+        let mut key = FlowKey::ZERO;
+        let mut wc = FlowKey::ZERO;
+        extract(bytes, in_port, &mut key);
+        let mut f = HeapFrame::new(bytes);
+        let (meters, packet_ins) = self.agent.datapath_hooks();
+        let mut env = Env {
+            ports: &self.ports,
+            normal: Some(&mut self.normal),
+            meters: Some(meters),
+            now_ms: now,
+        };
+        self.pipeline.process(
+            &mut env,
+            &mut key,
+            &mut f,
+            &mut wc,
+            &mut KernelSink(packet_ins),
+        );
+    }
+}
+
 /// An OVSDB stand-in: echoes what it receives.
 #[derive(Default)]
 struct Echo {
@@ -883,4 +918,51 @@ fn controllers_can_be_changed_at_run_time() {
     w.sw.port.set_controllers(&[], w.now);
     assert!(w.run_until(1_000, |w| !w.sw.agent.controller_connected()));
     assert_eq!(w.sw.agent.connection_count(), 0);
+}
+
+#[test]
+fn packet_ins_reach_an_active_controller() {
+    let target = format!(
+        "tcp:{}.{}.{}.{}:6653",
+        PEER_IP[0], PEER_IP[1], PEER_IP[2], PEER_IP[3]
+    );
+    let mut w = World::new(vec![target]);
+    let l = w.peer.listen(6653);
+    assert!(w.run_until(2_000, |w| w.peer.tcp(l).state() == tcp::State::Established));
+    let mut b = hello13();
+    b.extend(
+        Message::FlowMod(FlowMod {
+            priority: 0,
+            instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                port: 0xffff_fffd,
+                max_len: 0xffff,
+            }])],
+            ..Default::default()
+        })
+        .encode(OFP13, 2)
+        .unwrap(),
+    );
+    b.extend(Message::BarrierRequest.encode(OFP13, 3).unwrap());
+    w.peer.send(l, &b);
+    let mut fr = Framer::default();
+    let mut got = Vec::new();
+    assert!(w.run_until(1_000, |w| {
+        got.extend(decode(&w.peer.recv_all(l), &mut fr));
+        got.iter().any(|(_, m)| *m == Message::BarrierReply)
+    }));
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 9, 9, 0x88, 0xb5]);
+    frame.resize(300, 0x5a);
+    w.sw.forward(1, &frame, w.now);
+    got.clear();
+    assert!(w.run_until(1_000, |w| {
+        got.extend(decode(&w.peer.recv_all(l), &mut fr));
+        !got.is_empty()
+    }));
+    let (_, Message::PacketIn(pi)) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(pi.data, frame);
+    assert_eq!(pi.reason, 0); // the table-miss flow: NO_MATCH
+    assert_eq!(pi.in_port(), 1);
 }
