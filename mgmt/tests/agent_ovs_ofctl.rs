@@ -92,6 +92,17 @@ impl Bridge {
 
     /// Runs `ovs-ofctl args... unix:SOCK tail...`; returns (success, stdout+stderr).
     fn ofctl(&mut self, args: &[&str], tail: &[&str]) -> (bool, String) {
+        self.ofctl_with(args, tail, &mut |_| {})
+    }
+
+    /// `ofctl` with `hook` run on the bridge every serving round (to make things happen while
+    /// `ovs-ofctl` watches).
+    fn ofctl_with(
+        &mut self,
+        args: &[&str],
+        tail: &[&str],
+        hook: &mut dyn FnMut(&mut Bridge),
+    ) -> (bool, String) {
         let dir = std::env::temp_dir().join(format!(
             "ironflow-agent-ofctl-{}-{}",
             std::process::id(),
@@ -106,7 +117,7 @@ impl Bridge {
             .args(args)
             .arg(format!("unix:{}", path.display()))
             .args(tail)
-            .arg("--timeout=10")
+            .args((!tail.iter().any(|a| a.starts_with("--timeout"))).then_some("--timeout=10"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -129,6 +140,7 @@ impl Bridge {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => panic!("{e}"),
             }
+            hook(self);
             self.with(|a, ctx| a.poll(ctx));
             let mut busy = false;
             let mut i = 0;
@@ -322,4 +334,66 @@ fn ovs_ofctl_manages_the_bridge() {
     // Everything goes.
     br.ok(&of13("del-flows"), &[]);
     assert_eq!(br.flow_count(), 0);
+}
+
+#[test]
+fn ovs_ofctl_monitor_sees_packet_ins_and_port_status() {
+    need_ofctl!();
+    use switch_core::extract::extract;
+    use switch_core::flow::FlowKey;
+    use switch_core::packet::HeapFrame;
+    use switch_core::pipeline::Env;
+    for version in ["OpenFlow10", "OpenFlow13"] {
+        let mut br = Bridge::new();
+        br.with(|a, ctx| a.poll(ctx));
+        // Everything to the controller.
+        br.ok(&["del-flows"], &[]);
+        br.ok(&["add-flow"], &["actions=controller"]);
+        let mut fired = None;
+        let ctl = std::env::temp_dir().join(format!(
+            "ironflow-agent-monitor-{}-{version}.ctl",
+            std::process::id()
+        ));
+        let unixctl = format!("--unixctl={}", ctl.display());
+        let (_, out) = br.ofctl_with(
+            &["-O", version, "monitor"],
+            &["65534", "--timeout=2", &unixctl],
+            &mut |br| {
+                if fired.is_none() && br.agent.packet_ins().is_active() {
+                    fired = Some(Instant::now());
+                }
+                if fired.is_some_and(|t| t.elapsed() > Duration::from_millis(300)) {
+                    fired = Some(Instant::now() + Duration::from_secs(3600));
+                    let mut frame = vec![0xff; 6];
+                    frame.extend_from_slice(&[2, 0, 0, 0, 9, 9, 0x88, 0xb5]);
+                    frame.resize(64, 0x5a);
+                    let mut key = FlowKey::ZERO;
+                    let mut wc = FlowKey::ZERO;
+                    extract(&frame, 2, &mut key);
+                    let mut f = HeapFrame::new(&frame);
+                    struct S<'a>(&'a mut mgmt::agent::PacketInQueue);
+                    impl OutputSink for S<'_> {
+                        fn output(&mut self, _: u32, _: Option<u32>, _: &[u8]) {}
+                        fn controller(&mut self, pi: &CorePacketIn<'_>) {
+                            self.0.push(pi);
+                        }
+                    }
+                    let (meters, pins) = br.agent.datapath_hooks();
+                    let mut env = Env {
+                        ports: &br.ports,
+                        normal: Some(&mut br.normal),
+                        meters: Some(meters),
+                        now_ms: 0,
+                    };
+                    br.pipeline
+                        .process(&mut env, &mut key, &mut f, &mut wc, &mut S(pins));
+                    br.ports.set_link(3, false).unwrap();
+                }
+            },
+        );
+        assert!(out.contains("OFPT_PACKET_IN"), "{version}: {out}");
+        assert!(out.contains("in_port=2"), "{version}: {out}");
+        assert!(out.contains("OFPT_PORT_STATUS"), "{version}: {out}");
+        assert!(out.contains("LINK_DOWN"), "{version}: {out}");
+    }
 }
