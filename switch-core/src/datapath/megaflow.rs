@@ -12,10 +12,10 @@
 //! and so is the number of subtables (masks) per port. A translation whose mask would create one
 //! more subtable than the cap is installed under a *wider* mask instead (one that matches more
 //! bits, which is always correct): the most general existing mask that covers it, else the union
-//! of all the port's masks and its own (which then covers the overflows that follow). So a
-//! packet searches at most about `max_masks_per_port` subtables (one more per overflow that
-//! brings bits outside every existing mask, which stops once the union holds every bit the
-//! tables consult), whatever traffic an attacker sends (the tuple-space-explosion defence).
+//! of all the port's masks and its own widened to whole fields (which then covers every
+//! overflow that follows unless it touches a field no mask touched before). So a packet searches
+//! at most `max_masks_per_port` subtables plus one per distinct set of fields the tables
+//! consult (a handful), whatever traffic an attacker sends (the tuple-space-explosion defence).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -24,7 +24,7 @@ use hashbrown::HashTable;
 
 use super::actions::DpOp;
 use super::emc::masked_hash;
-use crate::flow::{FlowKey, KEY_WORDS};
+use crate::flow::{Field, FlowKey, KEY_WORDS};
 use crate::port::PortNo;
 use crate::table::EntryId;
 
@@ -266,11 +266,12 @@ impl MegaflowTable {
             if let Some(id) = covering {
                 return id;
             }
-            // None: the union of every mask of the port and `wc`, which covers (and so takes)
-            // every later overflow whose bits lie within it.
-            order
+            // None: every field that the port's masks or `wc` touch, whole. It covers (and so
+            // takes) every later overflow that touches no other field.
+            let union = order
                 .iter()
-                .fold(*wc, |u, &id| u.or(&self.subtables[id as usize].mask))
+                .fold(*wc, |u, &id| u.or(&self.subtables[id as usize].mask));
+            whole_fields(&union)
         };
         let st = Subtable::new(mask);
         let id = match self.free_subtables.pop() {
@@ -454,6 +455,23 @@ fn st_matches(words: &[(u8, u64)], key: &FlowKey, mf: &FlowKey) -> bool {
         diff |= (key.w[i] & m) ^ mf.w[i];
     }
     diff == 0
+}
+
+/// `mask` widened to whole fields: every field with a bit in `mask` gets all its bits.
+fn whole_fields(mask: &FlowKey) -> FlowKey {
+    let mut out = FlowKey::ZERO;
+    let mut fields = FlowKey::ZERO;
+    for f in Field::ALL {
+        fields.set_exact(f);
+        if mask.get(f) != 0 {
+            out.set_exact(f);
+        }
+    }
+    // Bits that belong to no OXM field (the fragment flags) stay as they are.
+    for i in 0..KEY_WORDS {
+        out.w[i] |= mask.w[i] & !fields.w[i];
+    }
+    out
 }
 
 /// Whether `wide` has every bit of `narrow`.

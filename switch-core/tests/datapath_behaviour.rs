@@ -1,0 +1,379 @@
+//! Datapath behaviour beyond equality with the pipeline: zero-copy forwarding, bounded memory
+//! and masks (the tuple-space-explosion defence), invalidation, NORMAL learning on cached
+//! packets, introspection text.
+
+use switch_core::action::Instructions;
+use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
+use switch_core::flow::Field;
+use switch_core::flow_match::Match;
+use switch_core::normal::NormalSwitch;
+use switch_core::packet::{Frame, HeapFrame};
+use switch_core::pipeline::{Action, Env, FlowMod, PacketIn, Pipeline, PipelineConfig};
+use switch_core::port::{OFPP_FLOOD, OFPP_NORMAL, Port, PortNo, PortTable};
+
+#[derive(Default)]
+struct Sink {
+    out: Vec<(PortNo, Vec<u8>)>,
+    copies: usize,
+    released: Vec<Release>,
+    no_buffers: bool,
+}
+
+impl DatapathSink<HeapFrame> for Sink {
+    fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: HeapFrame) {
+        self.out.push((port, frame.to_vec()));
+    }
+    fn alloc_copy(&mut self, bytes: &[u8]) -> Option<HeapFrame> {
+        if self.no_buffers {
+            return None;
+        }
+        self.copies += 1;
+        Some(HeapFrame::new(bytes))
+    }
+    fn controller(&mut self, _packet_in: &PacketIn<'_>) {}
+    fn release(&mut self, _frame: HeapFrame, why: Release) {
+        self.released.push(why);
+    }
+}
+
+fn ports(n: u32) -> PortTable {
+    let mut t = PortTable::new();
+    for p in 1..=n {
+        t.add(Port::new(p, "p", [2, 0, 0, 0, 9, p as u8])).unwrap();
+    }
+    t
+}
+
+fn tcp(src_mac: u64, dst_mac: u64, ip_src: u32, ip_dst: u32, dport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..6].copy_from_slice(&dst_mac.to_be_bytes()[2..]);
+    f[6..12].copy_from_slice(&src_mac.to_be_bytes()[2..]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&50u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 6;
+    f[26..30].copy_from_slice(&ip_src.to_be_bytes());
+    f[30..34].copy_from_slice(&ip_dst.to_be_bytes());
+    f[34..36].copy_from_slice(&1000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[46] = 0x50;
+    f
+}
+
+struct Bridge {
+    ports: PortTable,
+    pipeline: Pipeline,
+    normal: NormalSwitch,
+    dp: Datapath,
+    now: u64,
+}
+
+impl Bridge {
+    fn new(n_ports: u32, pipeline: Pipeline, config: DatapathConfig) -> Bridge {
+        Bridge {
+            ports: ports(n_ports),
+            pipeline,
+            normal: NormalSwitch::default(),
+            dp: Datapath::new(config),
+            now: 1,
+        }
+    }
+
+    fn send(&mut self, in_port: PortNo, frames: &[Vec<u8>], sink: &mut Sink) {
+        let mut env = Env {
+            ports: &self.ports,
+            normal: Some(&mut self.normal),
+            meters: None,
+            now_ms: self.now,
+        };
+        self.dp.process_batch(
+            &mut self.pipeline,
+            &mut env,
+            in_port,
+            frames.iter().map(|f| HeapFrame::new(f)),
+            sink,
+        );
+    }
+}
+
+fn normal_pipeline() -> Pipeline {
+    let mut p = Pipeline::default();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            0,
+            Match::new(),
+            Instructions::apply(vec![Action::output(OFPP_NORMAL)]),
+        ),
+        0,
+    )
+    .unwrap();
+    p
+}
+
+const A: u64 = 0x0200_0000_000a;
+const B: u64 = 0x0200_0000_000b;
+
+#[test]
+fn unicast_is_moved_flood_copies_only_the_extra_ports() {
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    let mut s = Sink::default();
+    // B on port 2.
+    br.send(2, &[tcp(B, A, 2, 1, 80)], &mut s);
+    // A -> B: a miss (translated: the pipeline hands bytes, so a copy), then hits: moved.
+    let f = tcp(A, B, 1, 2, 80);
+    br.send(1, &vec![f.clone(); 32], &mut s);
+    let s2 = {
+        let mut s2 = Sink::default();
+        br.send(1, &vec![f.clone(); 32], &mut s2);
+        s2
+    };
+    assert_eq!(s2.out.len(), 32);
+    assert!(s2.out.iter().all(|(p, b)| *p == 2 && *b == f));
+    assert_eq!(s2.copies, 0, "unicast hits are moved, never copied");
+    assert!(s2.released.is_empty());
+    // Unknown destination C: flood to ports 2 and 3 = one copy + the packet itself.
+    let g = tcp(A, 0x0200_0000_000c, 1, 3, 80);
+    br.send(1, std::slice::from_ref(&g), &mut Sink::default());
+    let mut s3 = Sink::default();
+    br.send(1, std::slice::from_ref(&g), &mut s3);
+    assert_eq!(
+        s3.out.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(s3.copies, 1);
+}
+
+#[test]
+fn no_buffer_for_a_copy_is_counted_not_fatal() {
+    let mut p = Pipeline::default();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            1,
+            Match::new(),
+            Instructions::apply(vec![Action::output(OFPP_FLOOD)]),
+        ),
+        0,
+    )
+    .unwrap();
+    let mut br = Bridge::new(4, p, DatapathConfig::default());
+    let f = tcp(A, B, 1, 2, 80);
+    br.send(1, std::slice::from_ref(&f), &mut Sink::default());
+    let mut s = Sink {
+        no_buffers: true,
+        ..Sink::default()
+    };
+    br.send(1, std::slice::from_ref(&f), &mut s);
+    // Ports 2, 3, 4: two copies failed, the packet itself went out of the last port.
+    assert_eq!(s.out.len(), 1);
+    assert_eq!(s.out[0].0, 4);
+    assert_eq!(br.dp.stats().no_buffer, 2);
+}
+
+#[test]
+fn flow_change_takes_effect_on_the_next_batch() {
+    let mut p = Pipeline::default();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            1,
+            Match::new(),
+            Instructions::apply(vec![Action::output(2)]),
+        ),
+        0,
+    )
+    .unwrap();
+    let mut br = Bridge::new(3, p, DatapathConfig::default());
+    let f = tcp(A, B, 1, 2, 80);
+    for _ in 0..3 {
+        br.send(1, &vec![f.clone(); 8], &mut Sink::default());
+    }
+    let m = Match::new()
+        .with(Field::EthType, 0x0800)
+        .with(Field::IpProto, 6)
+        .with(Field::TcpDst, 80);
+    br.pipeline
+        .flow_mod(
+            &FlowMod::add(0, 10, m, Instructions::apply(vec![Action::output(3)])),
+            0,
+        )
+        .unwrap();
+    let mut s = Sink::default();
+    br.send(1, &vec![f.clone(); 8], &mut s);
+    assert!(s.out.iter().all(|(p, _)| *p == 3), "{:?}", s.out);
+    assert!(br.dp.stats().revalidations >= 1);
+    // Counters: the catch-all saw 24 packets, the new rule 8.
+    let mut counts: Vec<(u16, u64)> = br
+        .pipeline
+        .entries(0)
+        .map(|(_, e)| (e.priority, e.packets.get()))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![(1, 24), (10, 8)]);
+}
+
+#[test]
+fn normal_learning_and_moves_happen_on_cached_packets() {
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    // A on 1, B on 2; traffic both ways, cached.
+    for _ in 0..4 {
+        br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
+        br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut Sink::default());
+    }
+    // Time passes; only cached traffic from A keeps A alive (aging 300 s).
+    for t in 1..=10 {
+        br.now = t * 60_000;
+        br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
+        br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut Sink::default());
+    }
+    let fdb = br.normal.fdb_show(br.now);
+    assert!(fdb.contains("00:00:0a"), "{fdb}");
+    // A moves to port 3: B's traffic to A must follow.
+    br.send(3, &[tcp(A, B, 1, 2, 80)], &mut Sink::default());
+    let mut s = Sink::default();
+    br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut s);
+    assert!(s.out.iter().all(|(p, _)| *p == 3), "{:?}", s.out);
+}
+
+#[test]
+fn megaflow_limit_evicts_and_still_forwards() {
+    let mut p = Pipeline::default();
+    // Exact on ip_dst: one megaflow per destination.
+    for i in 0..2000u32 {
+        let m = Match::new()
+            .with(Field::EthType, 0x0800)
+            .with(Field::Ipv4Dst, (0x0a00_0000 + i) as u128);
+        p.flow_mod(
+            &FlowMod::add(0, 1, m, Instructions::apply(vec![Action::output(2)])),
+            0,
+        )
+        .unwrap();
+    }
+    let config = DatapathConfig {
+        max_megaflows: 100,
+        emc_entries: 64,
+        ..DatapathConfig::default()
+    };
+    let mut br = Bridge::new(2, p, config);
+    let mut s = Sink::default();
+    for round in 0..3 {
+        let frames: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| tcp(A, B, 1, 0x0a00_0000 + (i * 7 + round) % 2000, 80))
+            .collect();
+        for chunk in frames.chunks(32) {
+            br.send(1, chunk, &mut s);
+            assert!(br.dp.n_megaflows() <= 100);
+        }
+    }
+    assert_eq!(s.out.len(), 6000, "every packet forwarded");
+    assert!(br.dp.show_stats().contains("evicted"));
+}
+
+/// Tables where the first set bit of ip_src picks one of 32 masks, of ip_dst one of 32 more:
+/// 1024 possible megaflow masks.
+fn chain_pipeline() -> Pipeline {
+    let mut p = Pipeline::new(PipelineConfig {
+        n_tables: 2,
+        ..PipelineConfig::default()
+    });
+    for (table, field) in [(0u8, Field::Ipv4Src), (1, Field::Ipv4Dst)] {
+        let next = if table == 0 {
+            Instructions::drop().with_goto(1)
+        } else {
+            Instructions::apply(vec![Action::output(2)])
+        };
+        for k in 1..=32u32 {
+            let mask = (u32::MAX << (32 - k)) as u128;
+            let m = Match::new().with(Field::EthType, 0x0800).with_masked(
+                field,
+                1u128 << (32 - k),
+                mask,
+            );
+            p.flow_mod(&FlowMod::add(table, 1000 - k as u16, m, next.clone()), 0)
+                .unwrap();
+        }
+        p.flow_mod(&FlowMod::add(table, 0, Match::new(), next), 0)
+            .unwrap();
+    }
+    p
+}
+
+fn attack_frames() -> Vec<Vec<u8>> {
+    (0..1024u32)
+        .map(|c| {
+            let (a, b) = (c % 32, c / 32);
+            tcp(A, B, (1u32 << (31 - a)) | 1, (1u32 << (31 - b)) | 1, 80)
+        })
+        .collect()
+}
+
+#[test]
+fn mask_cap_bounds_the_subtables_a_packet_searches() {
+    let cap = 16;
+    let config = DatapathConfig {
+        max_masks_per_port: cap,
+        ..DatapathConfig::default()
+    };
+    let mut br = Bridge::new(2, chain_pipeline(), config);
+    let frames = attack_frames();
+    let mut s = Sink::default();
+    for _ in 0..3 {
+        for chunk in frames.chunks(32) {
+            br.send(1, chunk, &mut s);
+        }
+    }
+    assert_eq!(s.out.len(), 3 * 1024);
+    assert!(s.out.iter().all(|(p, _)| *p == 2));
+    let st = br.dp.stats();
+    // The union mask (one per overflow that adds bits) stays within a few of the cap.
+    assert!(br.dp.n_masks() <= cap + 4, "{}", br.dp.show_stats());
+    let avg = st.subtables_searched as f64 / st.megaflow_lookups as f64;
+    assert!(avg <= (cap + 4) as f64, "{avg}");
+    // Without the cap the same traffic makes a mask per combination.
+    let mut br2 = Bridge::new(
+        2,
+        chain_pipeline(),
+        DatapathConfig {
+            max_masks_per_port: usize::MAX,
+            ..DatapathConfig::default()
+        },
+    );
+    for chunk in frames.chunks(32) {
+        br2.send(1, chunk, &mut Sink::default());
+    }
+    assert!(br2.dp.n_masks() >= 1000, "{}", br2.dp.n_masks());
+}
+
+#[test]
+fn introspection_text() {
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    br.send(2, &[tcp(B, A, 2, 1, 80)], &mut Sink::default());
+    br.send(1, &vec![tcp(A, B, 1, 2, 80); 5], &mut Sink::default());
+    br.now = 2500;
+    let dump = br.dp.dump_flows(br.now);
+    // The NORMAL megaflow: exact on in_port, MACs and VLAN; 5 packets; output to port 2.
+    let line = dump
+        .lines()
+        .find(|l| l.contains("in_port=1"))
+        .unwrap_or_else(|| panic!("{dump}"));
+    assert!(line.contains("dl_src=02:00:00:00:00:0a"), "{line}");
+    assert!(line.contains("dl_dst=02:00:00:00:00:0b"), "{line}");
+    assert!(line.contains("packets:5"), "{line}");
+    assert!(line.contains("bytes:320"), "{line}");
+    assert!(line.contains("used:2.499s"), "{line}");
+    assert!(line.ends_with("actions:2"), "{line}");
+    let stats = br.dp.show_stats();
+    for want in [
+        "packets received: 6",
+        "megaflow hits",
+        "emc hits",
+        "miss with success upcall: 2",
+        "avg. subtable lookups per megaflow lookup",
+        "masks: 2",
+    ] {
+        assert!(stats.contains(want), "{want} not in\n{stats}");
+    }
+    let _ = HeapFrame::new(&[0]).data().len();
+}
