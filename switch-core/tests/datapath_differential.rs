@@ -15,7 +15,7 @@ use switch_core::group::{Bucket, GroupMod, GroupModCommand, GroupType};
 use switch_core::normal::{NormalConfig, NormalSwitch};
 use switch_core::packet::{Frame, HeapFrame};
 use switch_core::pipeline::{
-    Action, Env, FlowMod, FlowModCommand, OutputSink, PacketIn, Pipeline, PipelineConfig,
+    Action, Env, FlowMod, FlowModCommand, MeterHook, OutputSink, PacketIn, Pipeline, PipelineConfig,
 };
 use switch_core::port::{
     OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL, Port, PortNo, PortTable,
@@ -62,6 +62,21 @@ impl DatapathSink<HeapFrame> for Rec {
         OutputSink::controller(self, pi);
     }
     fn release(&mut self, _frame: HeapFrame, _why: Release) {}
+}
+
+/// A meter that drops every third packet it sees (per meter id): deterministic, and it sees the
+/// same sequence on both sides only if the datapath consults it exactly as the pipeline does.
+#[derive(Default)]
+struct EveryThird {
+    seen: [u64; 4],
+}
+
+impl MeterHook for EveryThird {
+    fn meter(&mut self, meter_id: u32, _len: usize, _now_ms: u64) -> bool {
+        let c = &mut self.seen[meter_id as usize % 4];
+        *c += 1;
+        *c % 3 != 0
+    }
 }
 
 /// A small deterministic RNG (the proptest input is the seed).
@@ -266,6 +281,9 @@ fn random_flow(r: &mut Rng, n_tables: u8) -> FlowMod {
     if r.chance(20) {
         ins = ins.with_metadata(r.below(4), 3);
     }
+    if r.chance(8) {
+        ins = ins.with_meter(1 + r.below(2) as u32);
+    }
     if table + 1 < n_tables && r.chance(50) {
         ins = ins.with_goto(table + 1 + r.below((n_tables - table - 1) as u64) as u8);
     }
@@ -357,6 +375,7 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
         normal: NormalSwitch::new(normal_cfg),
     };
     let mut dp = Datapath::new(config);
+    let (mut meters_a, mut meters_b) = (EveryThird::default(), EveryThird::default());
     let mut now = 1000u64;
 
     let apply_change = |r: &mut Rng,
@@ -470,7 +489,7 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
             let mut env = Env {
                 ports: &ports,
                 normal: Some(&mut a.normal),
-                meters: None,
+                meters: Some(&mut meters_a),
                 now_ms: now,
             };
             for f in &frames {
@@ -488,7 +507,7 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
             let mut env = Env {
                 ports: &ports,
                 normal: Some(&mut b.normal),
-                meters: None,
+                meters: Some(&mut meters_b),
                 now_ms: now,
             };
             dp.process_batch(
