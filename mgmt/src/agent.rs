@@ -188,6 +188,21 @@ pub struct AgentStats {
     pub closed_for_backlog: u64,
 }
 
+/// What the agent knows about one connection (for OVSDB's `Controller` table status and the
+/// console).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: u32,
+    pub kind: ConnKind,
+    /// The negotiated version, once connected.
+    pub version: Option<u8>,
+    /// `OFPCR_ROLE_*` (1 equal, 2 master, 3 slave).
+    pub role: u32,
+    pub is_connected: bool,
+    /// Bytes waiting to be sent.
+    pub backlog: usize,
+}
+
 /// One OpenFlow connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -374,6 +389,21 @@ impl OfAgent {
         self.conns
             .iter()
             .any(|c| c.is_controller() && c.session.is_connected())
+    }
+
+    /// Every connection, in the order they were opened.
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        self.conns
+            .iter()
+            .map(|c| ConnInfo {
+                id: c.id,
+                kind: c.kind,
+                version: c.session.version(),
+                role: c.session.role(),
+                is_connected: c.session.is_connected() && !c.closing,
+                backlog: c.backlog(),
+            })
+            .collect()
     }
 
     /// Number of open connections (of any kind).

@@ -653,6 +653,14 @@ fn roles_slave_refuses_and_master_election() {
     );
     assert_eq!(r.agent.connection_role(a), Some(OFPCR_ROLE_MASTER));
     assert_eq!(r.agent.connection_role(b), Some(OFPCR_ROLE_SLAVE));
+    let info = r.agent.connections();
+    assert_eq!(info.len(), 2);
+    assert_eq!(
+        (info[0].id, info[0].role, info[0].version),
+        (a, OFPCR_ROLE_MASTER, Some(v))
+    );
+    assert!(info[0].is_connected && info[1].is_connected);
+    assert_eq!(info[1].kind, ConnKind::Active { target: 0 });
     assert!(
         r.ask(a, v, 9, Message::FlowMod(output_flow(1, 2)))
             .is_empty()

@@ -16,6 +16,7 @@ use switch_core::table::{FlowEntry, OFPTT_ALL};
 use super::packet_in::PacketInQueue;
 use super::ports::{port_desc, port_stats};
 use super::{BridgeCtx, OfAgent};
+use crate::openflow::OFP10;
 use crate::openflow::OfpError;
 use crate::openflow::convert::actions_to_core;
 use crate::openflow::group::{Bucket, GroupDesc, GroupFeatures, GroupStats, OFPG_ALL};
@@ -29,7 +30,6 @@ use crate::openflow::multipart::{
 };
 use crate::openflow::port::{OFPP_ANY, PortMod};
 use crate::openflow::session::{Request, SessionEvent};
-use crate::openflow::{OFP10, OFP13};
 
 /// `OFPAT_*` (1.3 numbering) the pipeline executes, as a bitmap.
 const SUPPORTED_ACTIONS: u32 =
@@ -461,6 +461,5 @@ fn table_mod(ctx: &mut BridgeCtx<'_>, tm: &TableMod) -> Result<(), OfpError> {
     if tm.table_id != OFPTT_ALL && tm.table_id >= ctx.pipeline.n_tables() {
         return Err(OfpError::TABLE_MOD_BAD_TABLE);
     }
-    let _ = OFP13;
     Ok(())
 }
