@@ -318,6 +318,12 @@ impl MgmtPort {
         self.conns.iter().filter(|c| c.token.is_some()).count()
     }
 
+    /// The controller targets in use with their ids (`ConnKind::Active::target`, as the
+    /// agent's `connections` reports them).
+    pub fn controller_targets(&self) -> Vec<(usize, Target)> {
+        self.actives.iter().map(|a| (a.id, a.target)).collect()
+    }
+
     /// Whether controller target `i` (in the order given) has an established connection.
     pub fn controller_connected(&self, i: usize) -> bool {
         let Some(id) = self.actives.get(i).map(|a| a.id) else {

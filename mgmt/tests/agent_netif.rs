@@ -908,6 +908,14 @@ fn controllers_can_be_changed_at_run_time() {
     assert!(w.run_until(2_000, |w| w.peer.tcp(l).state() == tcp::State::Established));
     w.peer.send(l, &hello13());
     assert!(w.run_until(500, |w| w.sw.agent.controller_connected()));
+    let targets = w.sw.port.controller_targets();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(
+        w.sw.agent.connections()[0].kind,
+        ConnKind::Active {
+            target: targets[0].0
+        }
+    );
     // Setting the same target again keeps the connection.
     w.sw.port
         .set_controllers(std::slice::from_ref(&target), w.now);
