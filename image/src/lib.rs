@@ -195,6 +195,19 @@ pub fn build_kernel(quiet: bool) -> Result<PathBuf> {
         KERNEL_TARGET,
         "--message-format=json-render-diagnostics",
     ]);
+    // RUSTFLAGS (e.g. `-D warnings` from a CI environment) would replace the kernel target's
+    // rustflags in .cargo/config.toml (static relocation model), and the 32-bit boot code would
+    // no longer link.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if std::env::var_os(var).is_some() {
+            if !quiet {
+                eprintln!(
+                    "image: ignoring {var} for the kernel build (the kernel's rustflags are in .cargo/config.toml)"
+                );
+            }
+            cmd.env_remove(var);
+        }
+    }
     cmd.stdout(Stdio::piped());
     cmd.stderr(if quiet {
         Stdio::piped()
