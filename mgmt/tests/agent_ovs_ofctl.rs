@@ -331,6 +331,22 @@ fn ovs_ofctl_manages_the_bridge() {
     let out = br.ok(&of13("dump-table-features"), &[]);
     assert!(out.contains("table 0"), "{out}");
 
+    // OpenFlow 1.4 and 1.5 too.
+    for v in ["OpenFlow14", "OpenFlow15"] {
+        br.ok(
+            &["-O", v, "add-flow"],
+            &["table=2,priority=9,tcp,tp_dst=80,actions=output:3"],
+        );
+        let out = br.ok(&["-O", v, "dump-flows"], &["table=2"]);
+        assert!(
+            out.contains("priority=9,tcp,tp_dst=80 actions=output:3"),
+            "{v}: {out}"
+        );
+        let out = br.ok(&["-O", v, "dump-ports-desc"], &[]);
+        assert!(out.contains("3(eth3)"), "{v}: {out}");
+        br.ok(&["-O", v, "del-flows"], &["table=2"]);
+    }
+
     // Everything goes.
     br.ok(&of13("del-flows"), &[]);
     assert_eq!(br.flow_count(), 0);
