@@ -887,7 +887,12 @@ impl OfAgent {
         if let Err(e) = ctx.pipeline.flow_mod(&del, ctx.now_ms) {
             log::error!("openflow: cannot remove the fail-open flow: {e:?}");
         }
-        if let Some(s) = saved {
+        // Put back the catch-all entry the fallback replaced, unless the table has a new one.
+        let taken = ctx
+            .pipeline
+            .entries(0)
+            .any(|(_, e)| e.priority == 0 && e.match_ == CoreMatch::ANY);
+        if let Some(s) = saved.filter(|_| !taken) {
             let restore = CoreFlowMod::add(0, 0, CoreMatch::ANY, s.instructions)
                 .with_cookie(s.cookie)
                 .with_flags(s.flags)
