@@ -996,9 +996,12 @@ fn groups() {
     fm.instructions = vec![Instruction::ApplyActions(vec![Action::Group(5)])];
     assert!(r.ask(id, v, 4, Message::FlowMod(fm)).is_empty());
     let mp = |body| Message::MultipartRequest { flags: 0, body };
-    // OFPMP_GROUP_DESC, written out (the codec's request type is changing for 1.5).
-    r.send(id, &[4, 18, 0, 16, 0, 0, 0, 5, 0, 7, 0, 0, 0, 0, 0, 0]);
-    let out = r.out(id);
+    let out = r.ask(
+        id,
+        v,
+        5,
+        mp(MultipartRequest::GroupDesc { group_id: OFPG_ALL }),
+    );
     assert!(
         matches!(&out[..], [(_, 5, Message::MultipartReply { body: MultipartReply::GroupDesc(g), .. })] if g.len() == 1 && g[0].group_id == 5 && g[0].buckets.len() == 1)
     );

@@ -390,11 +390,12 @@ impl OfAgent {
                     })
                     .collect(),
             ),
-            // (`{ .. }`: OpenFlow 1.5 may name one group; all are listed.)
-            MultipartRequest::GroupDesc { .. } => MultipartReply::GroupDesc(
+            // OpenFlow 1.5 may name one group; earlier versions ask for all.
+            MultipartRequest::GroupDesc { group_id } => MultipartReply::GroupDesc(
                 pipeline
                     .groups()
                     .iter()
+                    .filter(|g| group_id == OFPG_ALL || g.id == group_id)
                     .map(|g| GroupDesc {
                         group_type: g.group_type as u8,
                         group_id: g.id,
