@@ -346,6 +346,13 @@ fn ovs_ofctl_manages_the_bridge() {
         assert!(out.contains("3(eth3)"), "{v}: {out}");
         br.ok(&["-O", v, "del-flows"], &["table=2"]);
     }
+    br.ok(
+        &["-O", "OpenFlow15", "add-group"],
+        &["group_id=8,type=select,bucket=weight:5,actions=output:1"],
+    );
+    let out = br.ok(&["-O", "OpenFlow15", "dump-groups"], &[]);
+    assert!(out.contains("group_id=8,type=select"), "{out}");
+    assert!(out.contains("weight:5"), "{out}");
 
     // Everything goes.
     br.ok(&of13("del-flows"), &[]);
