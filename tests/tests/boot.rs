@@ -203,3 +203,74 @@ fn runner_reports_timeout_and_early_exit() {
     );
     assert!(err.to_string().contains("QEMU exited"), "{err}");
 }
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// The ELF carries what both boot paths need: a PVH note (PT_NOTE, owner "Xen", type 18, an entry
+/// below 4 GiB) for QEMU `-kernel`, and a Multiboot2 header (8-byte aligned, in the first 32 KiB,
+/// checksum OK) for GRUB.
+#[test]
+fn elf_has_pvh_note_and_multiboot2_header() {
+    let elf = std::fs::read(elf()).expect("read the ELF");
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF");
+    assert_eq!(elf[4], 2, "not ELF64");
+    let (phoff, phentsize, phnum) = (
+        u64_at(&elf, 0x20) as usize,
+        u16_at(&elf, 0x36) as usize,
+        u16_at(&elf, 0x38) as usize,
+    );
+    let mut pvh_entry = None;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(&elf, ph) != 4 {
+            continue; // not PT_NOTE
+        }
+        let (off, size) = (
+            u64_at(&elf, ph + 8) as usize,
+            u64_at(&elf, ph + 32) as usize,
+        );
+        let mut n = off;
+        while n + 12 <= off + size {
+            let (namesz, descsz, kind) = (
+                u32_at(&elf, n) as usize,
+                u32_at(&elf, n + 4) as usize,
+                u32_at(&elf, n + 8),
+            );
+            let name = &elf[n + 12..n + 12 + namesz];
+            let desc = n + 12 + namesz.div_ceil(4) * 4;
+            if name == b"Xen\0" && kind == 18 {
+                pvh_entry = Some(match descsz {
+                    8 => u64_at(&elf, desc),
+                    _ => u32_at(&elf, desc) as u64,
+                });
+            }
+            n = desc + descsz.div_ceil(4) * 4;
+        }
+    }
+    let entry = pvh_entry.expect("no PVH note (Xen, type 18) in a PT_NOTE segment");
+    assert!(
+        (0x10_0000..1 << 32).contains(&entry),
+        "PVH entry {entry:#x} must be in the image below 4 GiB"
+    );
+    let header = (0..(32 * 1024usize).min(elf.len()))
+        .step_by(8)
+        .find(|&o| o + 16 <= elf.len() && u32_at(&elf, o) == 0xE852_50D6)
+        .expect("no Multiboot2 header in the first 32 KiB");
+    let sum = (0..4).fold(0u32, |s, i| s.wrapping_add(u32_at(&elf, header + 4 * i)));
+    assert_eq!(sum, 0, "Multiboot2 header checksum");
+    assert_eq!(
+        u32_at(&elf, header + 4),
+        0,
+        "Multiboot2 architecture must be i386 (0)"
+    );
+}
