@@ -22,6 +22,15 @@ fn measured_run(s: &mut scenarios::Scenario, batches: u64) {
     }
 }
 
+/// This thread's on-CPU time in ns (`/proc/thread-self/schedstat`; updated at scheduler ticks,
+/// so measure long runs). 0 where unavailable.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -42,10 +51,15 @@ fn main() {
         std::process::exit(2);
     };
     let batches = n / scenarios::BATCH as u64;
+    let (cpu0, wall0) = (cpu_ns(), std::time::Instant::now());
     measured_run(&mut s, batches);
+    let (cpu, wall) = (cpu_ns() - cpu0, wall0.elapsed().as_nanos() as u64);
+    let pkts = batches * scenarios::BATCH as u64;
     println!(
-        "{name}: {} packets measured\n{}",
-        batches * scenarios::BATCH as u64,
+        "{name}: {pkts} packets measured, {:.1} ns/packet on-CPU ({:.2} Mpps), {:.1} ns/packet wall\n{}",
+        cpu as f64 / pkts as f64,
+        pkts as f64 * 1e3 / cpu.max(1) as f64,
+        wall as f64 / pkts as f64,
         s.dp.show_stats()
     );
 }

@@ -100,7 +100,6 @@ mod actions;
 mod emc;
 mod megaflow;
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
@@ -350,6 +349,7 @@ impl Datapath {
         l3: Option<u16>,
     ) -> Path {
         if !self.config.cache {
+            self.stats.misses += 1;
             return Path::Translate { install: false };
         }
         let use_emc =
@@ -468,6 +468,11 @@ impl Datapath {
         }
         m.pending_packets += 1;
         m.pending_bytes += len as u64;
+        if let Some((port, queue)) = m.single_output {
+            sink.output(port, queue, frame);
+            self.stats.outputs += 1;
+            return;
+        }
         let r = replay(
             &m.ops,
             frame,
@@ -489,7 +494,7 @@ impl Datapath {
             m.pending_bytes = 0;
             m.packets += p;
             m.bytes += b;
-            for &e in m.entries.iter() {
+            for &e in m.all_entries() {
                 pipeline.credit(e, p, b, now_ms);
             }
         }
@@ -542,13 +547,20 @@ impl Datapath {
             slow = true;
         }
         let now = env.now_ms;
-        let normal: Vec<NormalDep> = normal_keys
+        if normal_keys.len() > megaflow::MAX_NORMAL_STEPS {
+            slow = true;
+        }
+        let normal: heapless::Vec<NormalDep, { megaflow::MAX_NORMAL_STEPS }> = normal_keys
             .iter()
+            .take(megaflow::MAX_NORMAL_STEPS)
             .map(|nk| {
                 let dst = nk.get(Field::EthDst) as u64;
                 let Some(ns) = env.normal.as_deref() else {
                     return NormalDep {
-                        key: *nk,
+                        in_port: nk.in_port(),
+                        vlan_vid: nk.get(Field::VlanVid) as u16,
+                        eth_src: nk.get(Field::EthSrc) as u64,
+                        eth_dst: dst,
                         had_switch: false,
                         lookup: None,
                         learned_ms: now,
@@ -572,7 +584,10 @@ impl Datapath {
                     _ => None,
                 };
                 NormalDep {
-                    key: *nk,
+                    in_port: nk.in_port(),
+                    vlan_vid: nk.get(Field::VlanVid) as u16,
+                    eth_src: nk.get(Field::EthSrc) as u64,
+                    eth_dst: dst,
                     had_switch: true,
                     lookup,
                     learned_ms: now,
@@ -585,8 +600,8 @@ impl Datapath {
             key,
             &wc,
             ops.into_boxed_slice(),
-            Box::from(outcome.entries.as_slice()),
-            normal.into_boxed_slice(),
+            outcome.entries.as_slice(),
+            normal,
             slow,
             n_dec_ttl,
             self.epoch,
@@ -739,7 +754,7 @@ fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
             return false;
         }
         if dep.learned_ms != now || dep.learned_gen != ns.generation() {
-            ns.learn_from(ports, &dep.key, now);
+            ns.learn_from(ports, &dep.key(), now);
             dep.learned_ms = now;
             dep.learned_gen = ns.generation();
         }

@@ -309,8 +309,9 @@ struct ManyL2 {
 }
 impl Traffic for ManyL2 {
     fn packet(&mut self, i: u64, buf: &mut [u8; FRAME_LEN]) -> PortNo {
-        // A permutation of the flows so consecutive packets are unrelated.
-        let f = (i.wrapping_mul(0x9e37_79b9) ^ (i >> 7)) % self.n;
+        // A permutation of the flows (1,000,003 is prime) so consecutive packets are unrelated
+        // and every flow comes once per round of `n` packets.
+        let f = ((i % self.n) * 1_000_003) % self.n;
         let src = 0x0200_0100_0000 + f;
         let dst = 0x0200_0200_0000 + (f % 1000);
         write_tcp(buf, dst, src, 0x0b00_0000 + f as u32, 0x0a00_0001, 1000, 80);

@@ -31,8 +31,12 @@ use crate::table::EntryId;
 /// What a cache hit on a NORMAL megaflow must check and do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NormalDep {
-    /// The key as NORMAL saw it (learn from it on every hit).
-    pub key: FlowKey,
+    /// The fields of the key NORMAL saw that learning reads: in_port, eth_src, eth_dst,
+    /// vlan_vid (learn from them on hits).
+    pub in_port: PortNo,
+    pub vlan_vid: u16,
+    pub eth_src: u64,
+    pub eth_dst: u64,
     /// Whether the bridge had a learning switch when the megaflow was made.
     pub had_switch: bool,
     /// `(vlan, dst)` looked up by NORMAL, and what the MAC table answered; `None` when NORMAL
@@ -47,34 +51,62 @@ pub(crate) struct NormalDep {
     pub checked_gen: u64,
 }
 
-/// One megaflow.
+impl NormalDep {
+    /// A key with the fields learning reads.
+    pub fn key(&self) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::InPort, self.in_port as u128);
+        k.set(Field::VlanVid, self.vlan_vid as u128);
+        k.set(Field::EthSrc, self.eth_src as u128);
+        k.set(Field::EthDst, self.eth_dst as u128);
+        k
+    }
+}
+
+/// Most NORMAL steps a replayable megaflow has (more: slow path).
+pub(crate) const MAX_NORMAL_STEPS: usize = 2;
+/// OpenFlow entries kept inline in a megaflow (more go to a boxed tail).
+pub(crate) const INLINE_ENTRIES: usize = 4;
+
+/// One megaflow. Fields a hit reads come first, together (`repr(C)` keeps the order).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(crate) struct Megaflow {
-    /// The masked key.
-    pub key: FlowKey,
-    pub hash: u64,
-    pub subtable: u32,
-    pub in_port: PortNo,
-    pub ops: Box<[DpOp]>,
-    pub entries: Box<[EntryId]>,
-    pub normal: Box<[NormalDep]>,
     /// Cache epoch at which it was made (stale when the pipeline or ports changed since).
     pub epoch: u64,
+    pub serial: u32,
+    pub live: bool,
     /// Every packet must be translated (packet-ins, meters).
     pub slow: bool,
     /// Number of TTL decrements (packets with a TTL not above it take the slow path).
     pub n_dec_ttl: u8,
+    /// CLOCK reference bit.
+    pub referenced: bool,
+    /// Not yet credited to the OpenFlow entries (flushed at the end of each batch).
+    pub pending_packets: u32,
+    pub subtable: u32,
+    pub pending_bytes: u64,
+    pub used_ms: u64,
+    /// The whole treatment is "send the packet out of this port" (`ops` not needed).
+    pub single_output: Option<(PortNo, Option<u32>)>,
+    /// The masked key.
+    pub key: FlowKey,
+    pub normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
+    pub entries: heapless::Vec<EntryId, INLINE_ENTRIES>,
+    pub hash: u64,
+    pub in_port: PortNo,
+    pub ops: Box<[DpOp]>,
+    pub entries_more: Box<[EntryId]>,
     pub packets: u64,
     pub bytes: u64,
     pub created_ms: u64,
-    pub used_ms: u64,
-    /// Not yet credited to the OpenFlow entries (flushed at the end of each batch).
-    pub pending_packets: u32,
-    pub pending_bytes: u64,
-    pub serial: u32,
-    pub live: bool,
-    /// CLOCK reference bit.
-    pub referenced: bool,
+}
+
+impl Megaflow {
+    /// Every OpenFlow entry to credit.
+    pub fn all_entries(&self) -> impl Iterator<Item = &EntryId> {
+        self.entries.iter().chain(self.entries_more.iter())
+    }
 }
 
 /// One mask's hash table.
@@ -298,8 +330,8 @@ impl MegaflowTable {
         key: &FlowKey,
         wc: &FlowKey,
         ops: Box<[DpOp]>,
-        entries: Box<[EntryId]>,
-        normal: Box<[NormalDep]>,
+        all_entries: &[EntryId],
+        normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
         slow: bool,
         n_dec_ttl: u8,
         epoch: u64,
@@ -312,6 +344,13 @@ impl MegaflowTable {
         let (masked, hash) = {
             let st = &self.subtables[st_id as usize];
             (key.masked(&st.mask), masked_hash(key, &st.words, seed))
+        };
+        let split = all_entries.len().min(INLINE_ENTRIES);
+        let entries = heapless::Vec::from_slice(&all_entries[..split]).unwrap_or_default();
+        let entries_more: Box<[EntryId]> = Box::from(&all_entries[split..]);
+        let single_output = match *ops {
+            [DpOp::OutputMove { port, queue }] => Some((port, queue)),
+            _ => None,
         };
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1).max(1);
@@ -327,6 +366,8 @@ impl MegaflowTable {
             let m = &mut self.flows[slot as usize];
             m.ops = ops;
             m.entries = entries;
+            m.entries_more = entries_more;
+            m.single_output = single_output;
             m.normal = normal;
             m.epoch = epoch;
             m.slow = slow;
@@ -346,6 +387,8 @@ impl MegaflowTable {
             in_port,
             ops,
             entries,
+            entries_more,
+            single_output,
             normal,
             epoch,
             slow,
@@ -388,8 +431,9 @@ impl MegaflowTable {
         }
         m.live = false;
         m.ops = Box::new([]);
-        m.entries = Box::new([]);
-        m.normal = Box::new([]);
+        m.entries.clear();
+        m.entries_more = Box::new([]);
+        m.normal.clear();
         let (hash, st_id, in_port) = (m.hash, m.subtable, m.in_port);
         self.len -= 1;
         self.free.push(slot);
