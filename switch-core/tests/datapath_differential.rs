@@ -75,7 +75,7 @@ impl MeterHook for EveryThird {
     fn meter(&mut self, meter_id: u32, _len: usize, _now_ms: u64) -> bool {
         let c = &mut self.seen[meter_id as usize % 4];
         *c += 1;
-        *c % 3 != 0
+        !(*c).is_multiple_of(3)
     }
 }
 
