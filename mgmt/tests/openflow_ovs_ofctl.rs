@@ -35,6 +35,8 @@ struct MiniSwitch {
     meters: Vec<MeterMod>,
     /// Every request the session handed over, in order.
     seen: Vec<Message>,
+    /// Every message received, as raw bytes (for golden vectors).
+    raw: Vec<Vec<u8>>,
 }
 
 fn ports() -> Vec<PortDesc> {
@@ -223,7 +225,7 @@ fn run_ofctl(args: &[&str], tail: &[&str], sw: &mut MiniSwitch) -> (String, Sess
         ports: ports(),
         ..Default::default()
     };
-    let mut conns: Vec<(UnixStream, Session, bool)> = Vec::new();
+    let mut conns: Vec<(UnixStream, Session, bool, mgmt::openflow::Framer)> = Vec::new();
     // ovs-ofctl may hold several connections at once (e.g. `show`), so poll them all.
     loop {
         if start.elapsed() > Duration::from_secs(15) {
@@ -245,14 +247,14 @@ fn run_ofctl(args: &[&str], tail: &[&str], sw: &mut MiniSwitch) -> (String, Sess
                     },
                     0,
                 );
-                conns.push((stream, s, true));
+                conns.push((stream, s, true, mgmt::openflow::Framer::default()));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => panic!("{e}"),
         }
         let mut busy = false;
-        for (stream, s, open) in conns.iter_mut().filter(|c| c.2) {
-            busy |= serve_once(stream, s, open, sw, start);
+        for (stream, s, open, framer) in conns.iter_mut().filter(|c| c.2) {
+            busy |= serve_once(stream, s, open, framer, sw, start);
         }
         if conns.iter().all(|c| !c.2) && child.try_wait().unwrap().is_some() {
             break;
@@ -278,6 +280,7 @@ fn serve_once(
     stream: &mut UnixStream,
     s: &mut Session,
     open: &mut bool,
+    framer: &mut mgmt::openflow::Framer,
     sw: &mut MiniSwitch,
     start: Instant,
 ) -> bool {
@@ -298,6 +301,10 @@ fn serve_once(
             true
         }
         Ok(n) => {
+            framer.push(&buf[..n]);
+            while let Some(Ok(m)) = framer.next_message() {
+                sw.raw.push(m);
+            }
             let now = start.elapsed().as_millis() as u64;
             for ev in s.on_bytes(now, &buf[..n]) {
                 match ev {
@@ -570,4 +577,56 @@ fn dump_flows_of14_of15() {
     );
     let (out, _) = run_ofctl(&["-O", "OpenFlow15", "dump-ports-desc"], &[], &mut sw);
     assert!(out.contains("2(eth2): addr:02:00:00:00:00:02"), "{out}");
+}
+
+/// Prints the bytes ovs-ofctl sends for a set of commands (the source of the golden vectors
+/// in `openflow_golden.rs`). Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn capture_golden_vectors() {
+    need_ofctl!();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["-O", "OpenFlow13", "add-flow"],
+            &[
+                "table=1,priority=100,in_port=1,ip,nw_src=10.0.0.0/8,tcp,tp_dst=80,actions=push_vlan:0x8100,set_field:4196->vlan_vid,dec_ttl,group:5,output:2",
+            ],
+        ),
+        (
+            &["-O", "OpenFlow13", "add-flow"],
+            &[
+                "priority=5,ipv6,ipv6_dst=2001:db8::/64,actions=write_actions(output:3),write_metadata:0x10/0xff,goto_table:2",
+            ],
+        ),
+        (
+            &["-O", "OpenFlow13", "add-group"],
+            &["group_id=5,type=select,bucket=weight:10,output:1,bucket=weight:20,output:2"],
+        ),
+        (&["-O", "OpenFlow13", "del-flows"], &["in_port=3"]),
+        (&["-O", "OpenFlow13", "dump-flows"], &["tcp,tp_src=22"]),
+        (&["-O", "OpenFlow13", "mod-port"], &["eth1", "no-flood"]),
+        (
+            &["-O", "OpenFlow14", "add-flow"],
+            &["importance=7,priority=1,arp,actions=NORMAL"],
+        ),
+        (
+            &["-O", "OpenFlow15", "packet-out"],
+            &["in_port=1,packet=ffffffffffff000000000001080045,actions=output:2"],
+        ),
+        (
+            &["-O", "OpenFlow15", "add-group"],
+            &["group_id=9,type=ff,bucket=watch_port:1,output:1"],
+        ),
+    ];
+    for (args, tail) in cases {
+        let mut sw = MiniSwitch::default();
+        run_ofctl(args, tail, &mut sw);
+        println!("# ovs-ofctl {} {}", args.join(" "), tail.join(" "));
+        for m in &sw.raw {
+            println!(
+                "{}",
+                m.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+        }
+    }
 }

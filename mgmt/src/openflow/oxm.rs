@@ -410,7 +410,10 @@ impl Match {
     /// Emits an OpenFlow 1.0 `ofp_match`. Fails with `BAD_FIELD` (or `BAD_MASK` /
     /// `BAD_WILDCARDS`) if the match uses something 1.0 cannot express.
     pub fn emit_ofp10(&self, out: &mut Vec<u8>) -> Result<(), OfpError> {
-        let mut wc = OFPFW10_ALL;
+        // An absent IPv4 field wildcards 32 bits, as Open vSwitch writes it.
+        let mut wc = (OFPFW10_ALL & !(OFPFW10_NW_SRC_MASK | OFPFW10_NW_DST_MASK))
+            | (32 << OFPFW10_NW_SRC_SHIFT)
+            | (32 << OFPFW10_NW_DST_SHIFT);
         let (mut in_port, mut dl_vlan, mut dl_vlan_pcp, mut dl_type) = (0u16, 0u16, 0u8, 0u16);
         let (mut dl_src, mut dl_dst) = ([0u8; 6], [0u8; 6]);
         let (mut nw_tos, mut nw_proto, mut nw_src, mut nw_dst) = (0u8, 0u8, 0u32, 0u32);
