@@ -7,7 +7,28 @@
 //! - `session`: HELLO negotiation, echo keep-alive, features/description/config answered from
 //!   `SwitchInfo`, everything else handed to the caller as events.
 //!
+//! - `convert`: `Match`/actions/instructions/flow-mod/group-mod ⇄ `switch_core`'s pipeline types.
+//!
 //! Untrusted bytes go through `Framer` then `Message::decode`; neither panics on any input.
+//!
+//! Coverage (D = decode, E = encode; "-" = the message does not exist in that version and is
+//! answered `BAD_TYPE` / `BAD_MULTIPART`):
+//!
+//! | message | 1.0 | 1.3 | 1.4 | 1.5 |
+//! |---|---|---|---|---|
+//! | HELLO (version bitmap), ERROR, ECHO, FEATURES, GET/SET_CONFIG, BARRIER | DE | DE | DE | DE |
+//! | PACKET_IN, PORT_STATUS, PACKET_OUT, FLOW_MOD, PORT_MOD | DE | DE | DE | DE |
+//! | FLOW_REMOVED (1.5: OXS statistics) | DE | DE | DE | DE |
+//! | GROUP_MOD (1.5: bucket ids/properties; INSERT/REMOVE_BUCKET refused) | - | DE | DE | DE |
+//! | TABLE_MOD (1.4+ properties ignored), ROLE, GET/SET_ASYNC (1.4+ properties), METER_MOD | - | DE | DE | DE |
+//! | QUEUE_GET_CONFIG | DE | DE | - | - |
+//! | Nicira SET_FLOW_FORMAT, FLOW_MOD_TABLE_ID, SET_PACKET_IN_FORMAT, SET_CONTROLLER_ID | DE | DE | DE | DE |
+//! | multipart DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, QUEUE, PORT_DESC | DE | DE | DE | DE |
+//! | multipart GROUP, GROUP_DESC, GROUP_FEATURES, METER, METER_CONFIG, METER_FEATURES, TABLE_FEATURES | - | DE | DE | DE |
+//!
+//! Not implemented (answered with an error): 1.4+ bundles, TABLE_DESC/QUEUE_DESC/FLOW_MONITOR
+//! multiparts, ROLE_STATUS/TABLE_STATUS/REQUESTFORWARD, 1.5 CONTROLLER_STATUS, NXM matches and
+//! Nicira actions, MPLS/PBB match fields (not in `switch_core::flow::Field`).
 
 pub mod action;
 pub mod bytes;
