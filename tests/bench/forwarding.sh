@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Forwarding benchmark (not a timed test): h1 → h2 through
-#   (a) the ironflow appliance in QEMU/KVM (two tap data ports moved into namespaces, as the tests),
+#   (a) the ironflow appliance in QEMU (two tap data ports moved into namespaces, as the tests),
+#       once per accelerator in $ACCELS (default "kvm tcg": on machines whose /dev/kvm is kvm_pvm,
+#       "kvm" runs the guest kernel through PVM's instruction emulator, see docs/benchmarks.md),
 #   (b) Open vSwitch with the userspace `netdev` datapath (Debian's ovs-vswitchd, run from a private
 #       directory with its own database, pidfiles and unixctl sockets; ports are veth pairs whose
 #       other ends are in the namespaces),
@@ -28,6 +30,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DURATION="${DURATION:-10}"
 WHICH=("$@")
 [ ${#WHICH[@]} -gt 0 ] || WHICH=(appliance ovs bridge)
+ACCELS="${ACCELS:-kvm tcg}"
 P="bf$(printf '%x' $$)"                    # unique prefix for every name we create
 OUT="${OUT:-$(mktemp -d /tmp/ironflow-bench-XXXXXX)}"
 mkdir -p "$OUT"
@@ -149,6 +152,7 @@ field_sum() { grep -o " $2=[0-9]*" <<<"$1" | cut -d= -f2 | awk '{s += $1} END {p
 # port I/O (the UART), MMIO (kicks, config reads) and returns to QEMU's userspace, with perf.
 start_exit_count() {
   EXITS_PID=""
+  VCPU0=$(vcpu_stats)
   [ -n "$QEMU_PID" ] && command -v perf >/dev/null || return 0
   local vcpu
   vcpu=$(grep -l 'CPU 0/KVM' /proc/"$QEMU_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
@@ -156,15 +160,49 @@ start_exit_count() {
   perf stat -x, -e kvm:kvm_pio,kvm:kvm_mmio,kvm:kvm_userspace_exit -t "$vcpu" -o "$OUT/perf.txt" &
   EXITS_PID=$!
 }
+# KVM's own vCPU counters through QEMU's monitor (`info stats vcpu`): "exits insn_emulation".
+MON_PY='
+import socket, sys, re
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(2)
+def cmd(c):
+    s.sendall((c + "\n").encode()); buf = b""
+    while not buf.rstrip().endswith(b"(qemu)"):
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+    return buf.decode(errors="replace")
+cmd("")
+out = cmd("info stats vcpu")
+get = lambda k: (re.search(r"\b" + k + r" \(cumulative\): (\d+)", out) or [0, 0])[1]
+print(get("exits"), get("insn_emulation"))
+'
+vcpu_stats() {
+  if [ -n "$QEMU_PID" ] && [ -S "$OUT/mon" ] && [ "${ACCEL_NOW:-}" = kvm ]; then
+    python3 -c "$MON_PY" "$OUT/mon" 2>/dev/null || echo "0 0"
+  else
+    echo "0 0"
+  fi
+}
+
 # Sets EXITS (not in a subshell: it waits for perf).
 stop_exit_count() {
   EXITS=""
-  [ -n "${EXITS_PID:-}" ] || return 0
-  kill -INT "$EXITS_PID"; wait "$EXITS_PID" 2>/dev/null
-  EXITS=$(awk -F, '/kvm:/ {printf "%s %s ", $3, $1}' "$OUT/perf.txt")
+  if [ -n "${EXITS_PID:-}" ]; then
+    kill -INT "$EXITS_PID"; wait "$EXITS_PID" 2>/dev/null
+    EXITS=$(awk -F, '/kvm:/ {printf "%s %s ", $3, $1}' "$OUT/perf.txt")
+    rm -f "$OUT/perf.txt"
+  fi
+  local x0 e0 x1 e1
+  read -r x0 e0 <<<"$VCPU0"
+  read -r x1 e1 <<<"$(vcpu_stats)"
+  [ "$x1" = 0 ] || EXITS+="| info stats vcpu: exits $((x1 - x0)) insn_emulation $((e1 - e0))"
 }
 
-result() { printf 'RESULT %-9s %-22s %s\n' "$1" "$2" "$3" | tee -a "$OUT/results.txt"; }
+result() { printf 'RESULT %-13s %-22s %s\n' "$1" "$2" "$3" | tee -a "$OUT/results.txt"; }
 
 # Per-measurement appliance accounting: packets forwarded (sum of port rx), kicks and KVM exits.
 appliance_delta() {
@@ -221,7 +259,7 @@ print("%.2f Mbit/s (%d bytes, %s retransmits)" % (bps / 1e6, nbytes, retr))
 # --- (a) the appliance -------------------------------------------------------------------------
 
 run_appliance() {
-  local elf="${ELF:-}"
+  local accel_name="$1" elf="${ELF:-}"
   if [ -z "$elf" ]; then
     log "building the image (cargo run -p image)"
     (cd "$ROOT" && cargo run -q -p image >&2) || die "image build failed"
@@ -233,13 +271,21 @@ run_appliance() {
     ip tuntap add dev "${P}t$n" mode tap
     ip link set "${P}t$n" up
   done
+  rm -f "$OUT/serial.in" "$OUT/serial.log" "$OUT/mon"
+  ACCEL_NOW="$accel_name"
   mkfifo "$OUT/serial.in"
   local accel=(-accel kvm -cpu host,-arch-capabilities)
-  [ -w /dev/kvm ] || accel=(-accel tcg)
+  if [ "$accel_name" = tcg ]; then
+    accel=(-accel tcg)
+  elif [ ! -w /dev/kvm ]; then
+    log "no usable /dev/kvm: skipping the appliance under KVM"
+    cleanup_hosts
+    return
+  fi
   # The same machine as ironflow_qemu builds: management NIC first (user networking), then ports.
   qemu-system-x86_64 -name "ironflow-bench-$P,debug-threads=on" -nodefaults -display none -no-reboot -machine q35 \
     "${accel[@]}" -m 128 -smp 1 -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -serial stdio -kernel "$elf" -append "on_panic=exit ${CMDLINE:-}" \
+    -serial stdio -monitor "unix:$OUT/mon,server=on,wait=off" -kernel "$elf" -append "on_panic=exit ${CMDLINE:-}" \
     -netdev user,id=mgmt -device virtio-net-pci,netdev=mgmt,mac=52:54:00:00:01:00,addr=0x3 \
     -netdev tap,id=port1,ifname="${P}t1",script=no,downscript=no \
     -device virtio-net-pci,netdev=port1,mac=52:54:00:00:00:01,addr=0x4 \
@@ -253,9 +299,10 @@ run_appliance() {
   done
   for _ in $(seq 600); do grep -q 'ironflow: ready' "$OUT/serial.log" && break; sleep 0.1; done
   grep -q 'ironflow: ready' "$OUT/serial.log" || die "appliance not ready: $(tail -5 "$OUT/serial.log")"
-  log "appliance ready (QEMU pid $QEMU_PID, $(grep -o 'ready.*' "$OUT/serial.log"))"
-  measure appliance
+  log "appliance-$accel_name ready (QEMU pid $QEMU_PID, $(grep -o 'ready.*' "$OUT/serial.log"))"
+  measure "appliance-$accel_name"
   stats_line >>"$OUT/results.txt"
+  cp "$OUT/serial.log" "$OUT/serial-$accel_name.log"
   kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=""
   cleanup_hosts
 }
@@ -326,7 +373,7 @@ run_bridge() {
 log "results in $OUT (prefix $P, ${DURATION}s per measurement, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
 for w in "${WHICH[@]}"; do
   case "$w" in
-    appliance) run_appliance ;;
+    appliance) for a in $ACCELS; do run_appliance "$a"; done ;;
     ovs) run_ovs ;;
     bridge) run_bridge ;;
     *) die "unknown switch $w (appliance, ovs, bridge)" ;;
@@ -341,7 +388,10 @@ for line in open(sys.argv[1]):
     m = re.match(r"RESULT (\S+)\s+(\S+)\s+([0-9.]+)", line)
     if m:
         vals[(m[1], m[2])] = float(m[3])
-sws = [s for s in ("appliance", "ovs", "bridge") if any(k[0] == s for k in vals)]
+sws = []
+for k in vals:
+    if k[0] not in sws:
+        sws.append(k[0])
 print("\nsummary (ratio to the Linux bridge in brackets)")
 print(f"{'':24}" + "".join(f"{s:>22}" for s in sws))
 for metric, unit in (("udp64.delivered_pps", "pps"), ("tcp", "Mbit/s")):
