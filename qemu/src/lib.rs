@@ -628,6 +628,26 @@ impl Vm {
                     .stderr(Stdio::piped());
             }
         }
+        // Open the log before QEMU starts, so a failure here leaves nothing running.
+        let log_file = match (b.console, &log_path) {
+            (Console::Terminal, _) | (_, None) => None,
+            (_, Some(p)) => {
+                if let Some(dir) = p.parent() {
+                    let _ = fs::create_dir_all(dir);
+                }
+                match fs::File::create(p) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        net::teardown_netns(&netns);
+                        let _ = fs::remove_dir_all(&tmp_dir);
+                        return Err(Error::new(format!(
+                            "cannot create the serial log {}: {e}",
+                            p.display()
+                        )));
+                    }
+                }
+            }
+        };
         let started = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -643,10 +663,9 @@ impl Vm {
             Console::Terminal => None,
             c => Some(SerialCapture::start(
                 &mut child,
-                log_path.as_deref(),
+                log_file,
                 c == Console::CaptureEcho,
-                started,
-            )?),
+            )),
         };
         let serial_in = child.stdin.take().map(Mutex::new);
         let mut vm = Vm {

@@ -3,12 +3,11 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Child;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Pattern, Result};
+use crate::Pattern;
 
 #[derive(Default)]
 struct State {
@@ -25,27 +24,12 @@ pub(crate) struct SerialCapture {
 }
 
 impl SerialCapture {
-    pub(crate) fn start(
-        child: &mut Child,
-        log_path: Option<&Path>,
-        echo: bool,
-        _started: Instant,
-    ) -> Result<Arc<SerialCapture>> {
+    pub(crate) fn start(child: &mut Child, log: Option<File>, echo: bool) -> Arc<SerialCapture> {
         let cap = Arc::new(SerialCapture {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         });
-        let mut log = match log_path {
-            Some(p) => {
-                if let Some(dir) = p.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                Some(File::create(p).map_err(|e| {
-                    Error::new(format!("cannot create the serial log {}: {e}", p.display()))
-                })?)
-            }
-            None => None,
-        };
+        let mut log = log;
         if let Some(mut out) = child.stdout.take() {
             let cap = Arc::clone(&cap);
             std::thread::spawn(move || {
@@ -104,7 +88,7 @@ impl SerialCapture {
                 .unwrap_or_else(|e| e.into_inner())
                 .stderr_eof = true;
         }
-        Ok(cap)
+        cap
     }
 
     fn push_bytes(&self, bytes: &[u8]) {
