@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p switch-core --bench datapath_callgrind --no-run
 //! valgrind --tool=callgrind --toggle-collect='*measured_run*' \
-//!     target/release/deps/datapath_callgrind-* l2_one_flow 100000 [pipeline_only]
+//!     target/release/deps/datapath_callgrind-* l2_one_flow 100000 [pipeline_only|no_emc|always_emc]
 //! ```
 //!
 //! Only `measured_run` (the N packets, after the scenario's warm-up) is counted, so callgrind's
@@ -40,6 +40,14 @@ fn main() {
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let config = match args.get(2).map(String::as_str) {
         Some("pipeline_only") => DatapathConfig::pipeline_only(),
+        Some("no_emc") => DatapathConfig {
+            emc_entries: 0,
+            ..DatapathConfig::default()
+        },
+        Some("always_emc") => DatapathConfig {
+            emc_min_search: 0,
+            ..DatapathConfig::default()
+        },
         _ => DatapathConfig::default(),
     };
     let l2: u64 = std::env::var("L2_FLOWS")

@@ -158,10 +158,11 @@ pub struct DatapathConfig {
     pub emc_entries: usize,
     /// A megaflow hit is inserted in the EMC with probability 1/N (0: never, 1: always).
     pub emc_insert_inv_prob: u32,
-    /// The EMC is used only on input ports whose classifier has at least this many masks:
-    /// with fewer, a megaflow lookup (one hash over the mask's few words, one probe) costs less
-    /// than the EMC's whole-key hash and compare.
-    pub emc_min_masks: usize,
+    /// The EMC is used on an input port only while its megaflow lookups search on average at
+    /// least this many subtables (0: always): when the first subtable usually hits, a megaflow
+    /// lookup (a hash over the mask's few words, one probe) costs less than the EMC's whole-key
+    /// hash and compare, and the EMC's memory only adds cache misses.
+    pub emc_min_search: u32,
     /// Most megaflows; over it the least recently used is evicted.
     pub max_megaflows: usize,
     /// Most masks (subtables) per input port; over it new megaflows get a wider mask.
@@ -178,7 +179,7 @@ impl Default for DatapathConfig {
             cache: true,
             emc_entries: 8192,
             emc_insert_inv_prob: 100,
-            emc_min_masks: 2,
+            emc_min_search: 2,
             max_megaflows: 200_000,
             max_masks_per_port: 32,
             resort_every: 8192,
@@ -352,8 +353,9 @@ impl Datapath {
             self.stats.misses += 1;
             return Path::Translate { install: false };
         }
-        let use_emc =
-            port.is_some_and(|p| self.flows.ports[p].order.len() >= self.config.emc_min_masks);
+        let use_emc = port.is_some_and(|p| {
+            self.flows.ports[p].avg_searched_x16 >= 16 * self.config.emc_min_search
+        });
         let hash = if use_emc {
             key_hash(key, self.config.hash_seed)
         } else {

@@ -147,6 +147,8 @@ pub(crate) struct PortClassifier {
     pub lookups: u64,
     /// Lookups left until the next re-ranking.
     pub until_resort: u64,
+    /// Moving average of the subtables a lookup searches, times 16.
+    pub avg_searched_x16: u32,
 }
 
 /// Settings of the megaflow table.
@@ -214,6 +216,7 @@ impl MegaflowTable {
                     order: Vec::new(),
                     lookups: 0,
                     until_resort: self.limits.resort_every,
+                    avg_searched_x16: 16,
                 });
                 self.ports.len() - 1
             }
@@ -250,6 +253,12 @@ impl MegaflowTable {
                 break;
             }
         }
+        let n = if found.is_some() {
+            searched
+        } else {
+            pc.order.len() as u32
+        };
+        pc.avg_searched_x16 = pc.avg_searched_x16 - pc.avg_searched_x16 / 16 + n;
         pc.until_resort -= 1;
         if pc.until_resort == 0 {
             pc.until_resort = self.limits.resort_every;
