@@ -75,16 +75,33 @@
 //!   epoch advances when [`Pipeline::generation`] or [`PortTable::generation`] change. A hit on a
 //!   megaflow of an older epoch is *revalidated*: the packet is translated again and the megaflow
 //!   is updated in place (counters kept) or replaced. Nothing is flushed, nothing stale is used.
-//! - **NORMAL:** learning happens on every hit ([`NormalSwitch::learn_from`] with the key NORMAL
-//!   saw), and the MAC-table answer NORMAL's decision used (`(vlan, dst) → port`) is checked on
-//!   every hit, so learning, moves, aging and flushes never leave a stale forwarding decision and
-//!   MAC-table churn invalidates only the megaflows whose destination changed.
+//! - **NORMAL:** hits learn as the pipeline would ([`NormalSwitch::learn_from`] with the key
+//!   NORMAL saw), and the MAC-table answer NORMAL's decision used (`(vlan, dst) → port`) is checked,
+//!   so learning, moves, aging and flushes never leave a stale forwarding decision and MAC-table
+//!   churn invalidates only the megaflows whose destination changed. Both are coalesced: a
+//!   megaflow learns at most once per millisecond while the MAC table's generation is unchanged
+//!   (learning again would set the same `seen` time; the one difference from the pipeline alone is
+//!   the LRU order among entries seen within the same millisecond, which only matters for which
+//!   of them a full table evicts first), and re-checks its lookup only when the MAC table changed
+//!   or an entry may have aged ([`MacTable::next_expiry_ms`]).
+//! - **Table statistics** (`ofp_table_stats` lookup/matched counts) count translations only:
+//!   there is no API to credit them from outside the pipeline yet.
 //! - **TTL:** a packet whose TTL could expire within the megaflow's `dec_ttl`s is translated.
 //! - **Packet-ins and meters** are per-packet decisions: such megaflows are marked slow path and
 //!   every packet is translated (the megaflow still spares the classifier search).
 //! - **Counters:** hits are credited to the OpenFlow entries the translation matched
 //!   ([`Pipeline::credit`]) at the end of each batch, and to groups and buckets as they are
 //!   replayed, so entry, group and bucket counters equal what the pipeline alone would count.
+//!
+//! ## Lookup
+//!
+//! Per packet: the key is extracted; if it equals the previous packet's key in the batch, that
+//! megaflow is used again (flows come in bursts); else the EMC (full key, two ways), used on a port
+//! only while its megaflow lookups search at least [`DatapathConfig::emc_min_search`] subtables on
+//! average (when the first subtable hits, the megaflow lookup is the cheaper of the two); else the
+//! port's megaflow classifier, subtables in rank order (most hits first, re-ranked every
+//! [`DatapathConfig::resort_every`] lookups); else the pipeline. A megaflow hit is inserted in the
+//! EMC with probability 1/[`DatapathConfig::emc_insert_inv_prob`].
 //!
 //! ## Bounds
 //!
@@ -93,6 +110,7 @@
 //! packet never searches more than `max_masks_per_port + 1` subtables.
 //!
 //! [`NormalSwitch::learn_from`]: crate::normal::NormalSwitch::learn_from
+//! [`MacTable::next_expiry_ms`]: crate::normal::MacTable::next_expiry_ms
 //! [`OutputSink::event`]: crate::pipeline::OutputSink::event
 //! [`PortTable::generation`]: crate::port::PortTable::generation
 
