@@ -264,8 +264,9 @@ pub struct Datapath {
 enum Path {
     /// Replay this megaflow.
     Hit(u32),
-    /// Translate; install the result (replacing a stale megaflow of this slot if any).
-    Translate { install: bool },
+    /// Translate; install the result if asked. `stale`: the megaflow the packet found, which
+    /// is out of date (removed if the new one lands elsewhere).
+    Translate { install: bool, stale: Option<u32> },
 }
 
 impl Datapath {
@@ -344,8 +345,11 @@ impl Datapath {
             let path = self.classify(port, &key, frame.data(), info.l3);
             match path {
                 Path::Hit(slot) => self.execute(slot, pipeline, env, frame, &key, len, sink),
-                Path::Translate { install } => {
+                Path::Translate { install, stale } => {
                     self.translate(pipeline, env, frame, &key, len, install, sink);
+                    if let Some(old) = stale {
+                        self.drop_if_superseded(old);
+                    }
                     if port.is_none() {
                         port = self.flows.port_index(in_port);
                     }
@@ -369,7 +373,10 @@ impl Datapath {
     ) -> Path {
         if !self.config.cache {
             self.stats.misses += 1;
-            return Path::Translate { install: false };
+            return Path::Translate {
+                install: false,
+                stale: None,
+            };
         }
         let use_emc = port.is_some_and(|p| {
             self.flows.ports[p].avg_searched_x16 >= 16 * self.config.emc_min_search
@@ -422,7 +429,10 @@ impl Datapath {
         }
         let Some(slot) = slot else {
             self.stats.misses += 1;
-            return Path::Translate { install: true };
+            return Path::Translate {
+                install: true,
+                stale: None,
+            };
         };
         let m = &self.flows.flows[slot as usize];
         if !repeat {
@@ -430,13 +440,19 @@ impl Datapath {
         }
         if m.epoch != self.epoch {
             self.stats.revalidations += 1;
-            return Path::Translate { install: true };
+            return Path::Translate {
+                install: true,
+                stale: Some(slot),
+            };
         }
         if m.slow || (m.n_dec_ttl > 0 && !ttl_safe(frame, key, l3, m.n_dec_ttl)) {
             self.stats.slow_path += 1;
             let m = &mut self.flows.flows[slot as usize];
             m.referenced = true;
-            return Path::Translate { install: false };
+            return Path::Translate {
+                install: false,
+                stale: None,
+            };
         }
         Path::Hit(slot)
     }
@@ -478,6 +494,7 @@ impl Datapath {
         if !deps.is_empty() && !normal_fresh(deps, env, now) {
             self.stats.revalidations += 1;
             self.translate(pipeline, env, frame, key, len, true, sink);
+            self.drop_if_superseded(slot);
             return;
         }
         let m = &mut self.flows.flows[slot as usize];
@@ -503,6 +520,16 @@ impl Datapath {
         );
         self.stats.outputs += r.outputs as u64;
         self.stats.no_buffer += r.no_buffer as u64;
+    }
+
+    /// Removes the out-of-date megaflow in `slot` unless the translation just replaced it in
+    /// place (same mask and key) or it has uncredited hits: left alone, an old megaflow in a
+    /// higher-ranked subtable would keep catching (and re-translating) its packets.
+    fn drop_if_superseded(&mut self, slot: u32) {
+        let m = &self.flows.flows[slot as usize];
+        if m.live && m.epoch != self.epoch && m.pending_packets == 0 {
+            self.flows.remove(slot);
+        }
     }
 
     /// Credits the OpenFlow entries with the hits of this batch.

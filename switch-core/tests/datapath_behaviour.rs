@@ -377,3 +377,39 @@ fn introspection_text() {
     }
     let _ = HeapFrame::new(&[0]).data().len();
 }
+
+#[test]
+fn a_megaflow_made_stale_by_a_mask_change_is_replaced_not_retranslated_forever() {
+    let mut p = Pipeline::default();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            1,
+            Match::new(),
+            Instructions::apply(vec![Action::output(2)]),
+        ),
+        0,
+    )
+    .unwrap();
+    let mut br = Bridge::new(3, p, DatapathConfig::default());
+    let f = tcp(A, B, 1, 2, 80);
+    br.send(1, &vec![f.clone(); 32], &mut Sink::default());
+    // A rule on tcp_dst: the megaflow for this traffic now needs a wider mask.
+    let m = Match::new()
+        .with(Field::EthType, 0x0800)
+        .with(Field::IpProto, 6)
+        .with(Field::TcpDst, 80);
+    br.pipeline
+        .flow_mod(
+            &FlowMod::add(0, 10, m, Instructions::apply(vec![Action::output(3)])),
+            0,
+        )
+        .unwrap();
+    for _ in 0..5 {
+        br.send(1, &vec![f.clone(); 32], &mut Sink::default());
+    }
+    let s = br.dp.stats();
+    assert_eq!(s.revalidations, 1, "{}", br.dp.show_stats());
+    assert_eq!(br.dp.n_megaflows(), 1, "{}", br.dp.dump_flows(br.now));
+    assert!(!br.dp.dump_flows(br.now).contains("stale"));
+}
