@@ -178,8 +178,37 @@ impl Management {
         }
     }
 
+    fn stats_line(&self) -> alloc::string::String {
+        let n = self.dev.stats();
+        let p = self.port.stats();
+        let a = self.agent.stats();
+        alloc::format!(
+            "mgmt: rx={} tx={} tx_full={} tx_dropped={} err={} kicks={} | tcp accepted={} closed={} bytes_in={} bytes_out={} | openflow connections={} {:?}",
+            n.rx_packets,
+            n.tx_packets,
+            n.tx_full,
+            self.dev.tx_dropped,
+            n.rx_errors + n.tx_errors,
+            n.notifications,
+            p.accepted,
+            p.closed,
+            p.bytes_in,
+            p.bytes_out,
+            self.agent.connection_count(),
+            a
+        )
+    }
+
     fn poll(&mut self, bridge: &mut bridge::Bridge, now: u64) {
+        let t0 = time::now_us();
         bridge.poll_management(now, &mut self.port, &mut self.dev, &mut self.agent);
+        let took = time::now_us() - t0;
+        if took > 20_000 {
+            log::warn!(
+                "mgmt: one management poll took {} ms (forwarding waited)",
+                took / 1000
+            );
+        }
         let addr = self.port.ipv4_addr();
         if addr != self.announced {
             if let Some(a) = addr {
@@ -213,8 +242,7 @@ fn bring_up_bridge(
     }
     // Buffers: each port's receive ring (256) and transmit ring (256) full, plus bursts in
     // flight; at most a quarter of the free frames.
-    let data_ports = nics.len().saturating_sub(mgmt.is_some() as usize) as u64;
-    let want = data_ports * 576 + 256;
+    let want = nics.len() as u64 * 576 + 256;
     let bufs = want.min(memory::free_bytes() / 4 / 2176).max(256) as usize;
     let pool = match PacketPool::new(bufs) {
         Ok(p) => p,
@@ -286,6 +314,9 @@ fn main_loop(
         }
         if stats_ms != 0 && now >= next_stats {
             console!("{}", bridge.stats_line());
+            if let Some(m) = management.as_deref() {
+                console!("{}", m.stats_line());
+            }
             next_stats = now + stats_ms;
         }
         match serial::poll_key() {

@@ -13,8 +13,88 @@ const HEAP_SHARE_PERCENT: u64 = 50;
 const HEAP_MIN: u64 = 1 << 20;
 const HEAP_MAX: u64 = 2 << 30;
 
+/// The kernel heap: size classes in front of a first-fit heap.
+///
+/// A first-fit list allocator alone degrades as the heap fragments: every allocation walks the
+/// holes, and thousands of small allocations (an OpenFlow multipart reply, a table dump) made
+/// it take seconds. Allocations up to [`MAX_CLASS`] bytes come from per-class free lists (O(1)
+/// alloc and free, no fragmentation across classes), refilled a chunk at a time from the list
+/// heap, which keeps the large and rare allocations.
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: ClassAllocator = ClassAllocator {
+    heap: LockedHeap::empty(),
+    classes: Mutex::new([0; N_CLASSES]),
+};
+
+static HEAP_ALIAS: &LockedHeap = &ALLOCATOR.heap;
+
+const MIN_CLASS_SHIFT: u32 = 4; // 16 bytes
+const N_CLASSES: usize = 9; // 16 .. 4096
+const MAX_CLASS: usize = 1 << (MIN_CLASS_SHIFT as usize + N_CLASSES - 1);
+const CHUNK: usize = 64 * 1024;
+
+struct ClassAllocator {
+    heap: LockedHeap,
+    /// Head of each class's free list (0 = empty); a free block holds the next pointer.
+    classes: Mutex<[usize; N_CLASSES]>,
+}
+
+fn class_of(layout: core::alloc::Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(1 << MIN_CLASS_SHIFT);
+    if size > MAX_CLASS {
+        return None;
+    }
+    let shift = usize::BITS - (size - 1).leading_zeros();
+    Some((shift - MIN_CLASS_SHIFT) as usize)
+}
+
+// SAFETY: blocks of a class are `1 << (class + MIN_CLASS_SHIFT)` bytes, aligned to their size
+// (chunks are CHUNK-aligned and split evenly), so they satisfy any layout mapped to the class;
+// the free lists are only touched under their lock.
+unsafe impl core::alloc::GlobalAlloc for ClassAllocator {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        let Some(class) = class_of(layout) else {
+            // SAFETY: forwarded unchanged.
+            return unsafe { self.heap.alloc(layout) };
+        };
+        let size = 1usize << (class as u32 + MIN_CLASS_SHIFT);
+        let mut lists = self.classes.lock();
+        if lists[class] == 0 {
+            let chunk = core::alloc::Layout::from_size_align(CHUNK, CHUNK).expect("valid layout");
+            // SAFETY: a plain allocation from the list heap.
+            let base = unsafe { self.heap.alloc(chunk) } as usize;
+            if base == 0 {
+                return core::ptr::null_mut();
+            }
+            // Thread the chunk's blocks into the free list.
+            let mut next = 0;
+            for i in (0..CHUNK / size).rev() {
+                let block = base + i * size;
+                // SAFETY: inside the chunk just allocated.
+                unsafe { (block as *mut usize).write(next) };
+                next = block;
+            }
+            lists[class] = next;
+        }
+        let block = lists[class];
+        // SAFETY: a free block holds the next free block's address.
+        lists[class] = unsafe { (block as *const usize).read() };
+        block as *mut u8
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        match class_of(layout) {
+            Some(class) => {
+                let mut lists = self.classes.lock();
+                // SAFETY: the block is ours again; it stores the list link.
+                unsafe { (ptr as *mut usize).write(lists[class]) };
+                lists[class] = ptr as usize;
+            }
+            // SAFETY: allocated by the list heap with this layout.
+            None => unsafe { self.heap.dealloc(ptr, layout) },
+        }
+    }
+}
 
 /// Hands out physical frames: bump allocation inside free ranges (sorted by address, so low
 /// memory goes first), plus a free list of returned single frames.
@@ -145,7 +225,7 @@ pub fn init(map: &[MemRegion]) -> Result<MemorySummary, &'static str> {
         .or_else(|| fa.alloc(heap / PAGE, PAGE))
         .ok_or("no room for the heap")?;
     // SAFETY: the range was just taken from the frame allocator and is identity-mapped.
-    unsafe { HEAP.lock().init(heap_start as *mut u8, heap as usize) };
+    unsafe { HEAP_ALIAS.lock().init(heap_start as *mut u8, heap as usize) };
     *FRAMES.lock() = Some(fa);
     Ok(MemorySummary { usable, heap })
 }
@@ -161,7 +241,7 @@ pub fn free_bytes() -> u64 {
 
 /// Bytes of heap in use and free.
 pub fn heap_usage() -> (usize, usize) {
-    let h = HEAP.lock();
+    let h = HEAP_ALIAS.lock();
     (h.used(), h.free())
 }
 

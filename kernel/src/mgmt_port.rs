@@ -29,6 +29,10 @@ impl NicDevice {
         }
     }
 
+    pub fn stats(&self) -> drivers::nic::NicStats {
+        self.nic.stats()
+    }
+
     pub fn mac(&self) -> [u8; 6] {
         self.nic.mac_address()
     }
@@ -90,6 +94,7 @@ impl Device for NicDevice {
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<NicTx<'_>> {
+        self.nic.tx_reclaim(0);
         Some(NicTx { dev: self })
     }
 
