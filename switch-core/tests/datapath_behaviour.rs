@@ -413,3 +413,19 @@ fn a_megaflow_made_stale_by_a_mask_change_is_replaced_not_retranslated_forever()
     assert_eq!(br.dp.n_megaflows(), 1, "{}", br.dp.dump_flows(br.now));
     assert!(!br.dp.dump_flows(br.now).contains("stale"));
 }
+
+#[test]
+fn print_introspection_example() {
+    // `cargo test -p switch-core --test datapath_behaviour print_ -- --nocapture` shows it.
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    br.send(2, &[tcp(B, A, 2, 1, 80)], &mut Sink::default());
+    br.send(1, &vec![tcp(A, B, 1, 2, 80); 32], &mut Sink::default());
+    br.send(
+        1,
+        &[tcp(A, 0xffff_ffff_ffff, 1, 2, 80)],
+        &mut Sink::default(),
+    );
+    br.now = 1500;
+    println!("{}", br.dp.dump_flows(br.now));
+    println!("{}", br.dp.show_stats());
+}
