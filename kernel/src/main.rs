@@ -301,7 +301,7 @@ fn main_loop(
             }
         }
         // Management, timers and the console every 64 passes: the datapath is never starved.
-        if bridge.iterations % 64 != 0 {
+        if !bridge.iterations.is_multiple_of(64) {
             continue;
         }
         now = time::now_ms();
