@@ -60,6 +60,10 @@
 //! println!("{}", dp.show_stats());
 //! ```
 //!
+//! [`OutputBatches`] is the per-port tx batching such a sink needs: `output` pushes into it (a
+//! full batch is flushed through the driver's `tx_burst` right away), and the main loop calls
+//! [`OutputBatches::flush_all`] after each `process_batch`.
+//!
 //! Between batches (never during one) the management plane may change flows, groups and ports:
 //! the datapath notices the generations at the start of the next batch. Port tx counters are the
 //! sink's (it sees every frame it queues).
@@ -107,7 +111,8 @@
 //!
 //! EMC entries, megaflows and masks per port are capped ([`DatapathConfig`]). Megaflows over the
 //! limit evict the least recently used; masks over the per-port cap widen (see `megaflow`): a
-//! packet never searches more than `max_masks_per_port + 1` subtables.
+//! packet searches at most `max_masks_per_port` subtables plus one per distinct set of fields
+//! the tables consult (the cap's overflow masks are unions widened to whole fields).
 //!
 //! [`NormalSwitch::learn_from`]: crate::normal::NormalSwitch::learn_from
 //! [`MacTable::next_expiry_ms`]: crate::normal::MacTable::next_expiry_ms
@@ -115,6 +120,7 @@
 //! [`PortTable::generation`]: crate::port::PortTable::generation
 
 mod actions;
+mod batches;
 mod emc;
 mod megaflow;
 
@@ -123,6 +129,7 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
 pub use actions::DpOp;
+pub use batches::OutputBatches;
 
 use actions::{Compiled, Recorded, Recorder, ReplayScratch, compile, replay, ttl_safe};
 use emc::{Emc, key_hash, same_key};
