@@ -142,9 +142,13 @@ use crate::normal::{mac_is_multicast, mac_is_reserved};
 use crate::packet::Frame;
 use crate::pipeline::{Env, PacketIn, Pipeline};
 use crate::port::PortNo;
+use crate::table::EntryId;
 
 /// Most packets [`Datapath::process_batch`] handles at once (longer inputs go in chunks).
 pub const BATCH_SIZE: usize = 32;
+
+/// Distinct entries whose credits a batch sums before crediting (more are credited directly).
+const CREDIT_ACC: usize = 64;
 
 /// Why a frame comes back to the caller through [`DatapathSink::release`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -263,6 +267,8 @@ pub struct Datapath {
     events: Vec<Recorded>,
     replay: ReplayScratch,
     touched: Vec<u32>,
+    /// Per-entry sums of a batch's credits.
+    credit_acc: Vec<(EntryId, u64, u64)>,
     /// The previous packet's key and megaflow (slot, serial), within a batch.
     last: Option<(FlowKey, u32, u32)>,
 }
@@ -295,6 +301,7 @@ impl Datapath {
             events: Vec::new(),
             replay: ReplayScratch::default(),
             touched: Vec::with_capacity(BATCH_SIZE),
+            credit_acc: Vec::with_capacity(CREDIT_ACC),
             last: None,
         }
     }
@@ -540,7 +547,11 @@ impl Datapath {
     }
 
     /// Credits the OpenFlow entries with the hits of this batch.
+    ///
+    /// Megaflows often share entries (a table-miss or NORMAL entry, an ACL rule): the credits are
+    /// summed per entry first, so each entry is looked up once per batch.
     fn flush_credits(&mut self, pipeline: &Pipeline, now_ms: u64) {
+        let acc = &mut self.credit_acc;
         for &slot in &self.touched {
             let m = &mut self.flows.flows[slot as usize];
             let (p, b) = (m.pending_packets as u64, m.pending_bytes);
@@ -549,9 +560,20 @@ impl Datapath {
             m.packets += p;
             m.bytes += b;
             for &e in m.all_entries() {
-                pipeline.credit(e, p, b, now_ms);
+                if let Some(i) = acc.iter().position(|(id, _, _)| *id == e) {
+                    acc[i].1 += p;
+                    acc[i].2 += b;
+                } else if acc.len() < CREDIT_ACC {
+                    acc.push((e, p, b));
+                } else {
+                    pipeline.credit(e, p, b, now_ms);
+                }
             }
         }
+        for &(e, p, b) in acc.iter() {
+            pipeline.credit(e, p, b, now_ms);
+        }
+        acc.clear();
         self.touched.clear();
     }
 
