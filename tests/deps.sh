@@ -6,7 +6,7 @@
 # taps/namespaces, and the real clients the integration tests drive.
 IRONFLOW_APT_PACKAGES=(
   qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
-  openvswitch-common openvswitch-switch iperf3 tcpdump
+  openvswitch-common openvswitch-switch iperf3 tcpdump python3 python3-venv
   iproute2 iputils-ping gcc libc6-dev curl ca-certificates git
 )
 
@@ -52,4 +52,21 @@ ironflow_install_deps() {
     (cd "$IRONFLOW_ROOT" && rustup target add x86_64-unknown-none) \
       || ironflow_die "rustup target add x86_64-unknown-none failed"
   fi
+  ironflow_install_osken
+}
+
+# os-ken (the OpenFlow controller tests/tests/controller.rs drives the switch with) in a venv under
+# target/ (Debian 12's pip refuses system-wide installs). 2.11.2 has `osken-manager` and imports
+# with the current eventlet (PyPI's os-ken >= 2.0 ships no sample apps: the test brings its own).
+IRONFLOW_OSKEN_VERSION=2.11.2
+ironflow_install_osken() {
+  local venv="$IRONFLOW_ROOT/target/osken-venv"
+  if [ -x "$venv/bin/osken-manager" ] \
+    && "$venv/bin/python" -c "import os_ken, sys; sys.exit(os_ken.__version__ != '$IRONFLOW_OSKEN_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  ironflow_log "installing os-ken $IRONFLOW_OSKEN_VERSION into $venv"
+  /usr/bin/python3 -m venv "$venv" \
+    && "$venv/bin/pip" install -q "os-ken==$IRONFLOW_OSKEN_VERSION" \
+    || ironflow_die "pip install os-ken==$IRONFLOW_OSKEN_VERSION into $venv failed"
 }
