@@ -97,9 +97,7 @@ impl fmt::Display for PciFunction {
             match bar {
                 Some(Bar::Io { port, size }) => write!(f, " bar{i} io {port:#x}/{size}")?,
                 Some(Bar::Mem32 { addr, size, .. }) => write!(f, " bar{i} mem {addr:#x}/{size}")?,
-                Some(Bar::Mem64 { addr, size, .. }) => {
-                    write!(f, " bar{i} mem64 {addr:#x}/{size}")?
-                }
+                Some(Bar::Mem64 { addr, size, .. }) => write!(f, " bar{i} mem64 {addr:#x}/{size}")?,
                 None => {}
             }
         }
@@ -220,7 +218,11 @@ fn read_bars<C: ConfigurationAccess>(
     let mut bars = [None; 6];
     let command = cam.read_word(f, REG_COMMAND);
     // Decoding off while the BARs hold all-ones, so no access lands on a bogus address.
-    cam.write_word(f, REG_COMMAND, command & !(COMMAND_IO | COMMAND_MEMORY) & 0xffff);
+    cam.write_word(
+        f,
+        REG_COMMAND,
+        command & !(COMMAND_IO | COMMAND_MEMORY) & 0xffff,
+    );
     let mut i = 0u8;
     while i < count {
         let reg = REG_BAR0 + 4 * i;
@@ -278,7 +280,11 @@ fn read_bars<C: ConfigurationAccess>(
 /// Turns on memory decoding and bus mastering (needed before a driver touches the device).
 pub fn enable_device<C: ConfigurationAccess>(cam: &mut C, f: DeviceFunction) {
     let command = cam.read_word(f, REG_COMMAND);
-    cam.write_word(f, REG_COMMAND, (command & 0xffff) | COMMAND_MEMORY | COMMAND_IO | 0x4);
+    cam.write_word(
+        f,
+        REG_COMMAND,
+        (command & 0xffff) | COMMAND_MEMORY | COMMAND_IO | 0x4,
+    );
 }
 
 /// The legacy x86 configuration mechanism #1: ports 0xCF8 (address) and 0xCFC (data).
@@ -348,7 +354,8 @@ mod tests {
         fn func(&mut self, bdf: (u8, u8, u8), id: u32, class: u32, header: u32) {
             self.regs.insert((bdf.0, bdf.1, bdf.2, REG_ID), id);
             self.regs.insert((bdf.0, bdf.1, bdf.2, REG_CLASS), class);
-            self.regs.insert((bdf.0, bdf.1, bdf.2, REG_HEADER), header << 16);
+            self.regs
+                .insert((bdf.0, bdf.1, bdf.2, REG_HEADER), header << 16);
         }
         fn bar(&mut self, bdf: (u8, u8, u8), reg: u8, value: u32, mask: u32) {
             self.regs.insert((bdf.0, bdf.1, bdf.2, reg), value);

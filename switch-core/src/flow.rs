@@ -328,7 +328,11 @@ mod tests {
         let mut k = FlowKey::ZERO;
         for f in Field::ALL {
             k.set(f, 0x0123_4567_89ab_cdef_0011_2233_4455_6677 & f.max());
-            assert_eq!(k.get(f), 0x0123_4567_89ab_cdef_0011_2233_4455_6677 & f.max(), "{f:?}");
+            assert_eq!(
+                k.get(f),
+                0x0123_4567_89ab_cdef_0011_2233_4455_6677 & f.max(),
+                "{f:?}"
+            );
         }
     }
 }

@@ -25,6 +25,6 @@ pub mod table;
 pub mod trace;
 
 // The NORMAL action and ports.
+pub mod datapath;
 pub mod normal;
 pub mod port;
-pub mod datapath;
