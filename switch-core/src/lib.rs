@@ -1,5 +1,6 @@
 //! ironflow's switching logic: packets and flow keys, the OpenFlow 1.3 pipeline (tables, groups,
-//! meters hook), NORMAL learning switch, ports and counters. `no_std` + `alloc`, host-testable.
+//! meters hook), NORMAL learning switch, ports and counters, and the datapath cache (EMC +
+//! megaflows) in front of the pipeline. `no_std` + `alloc`, host-testable.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,8 @@ pub mod table;
 pub mod trace;
 
 // The NORMAL action and ports.
-pub mod datapath;
 pub mod normal;
 pub mod port;
+
+// The datapath cache in front of the pipeline.
+pub mod datapath;
