@@ -21,7 +21,7 @@
 mod net;
 mod serial;
 
-pub use net::{DgramPort, PortNet};
+pub use net::{DgramPort, PortNet, data_port_mac};
 pub use regex::Regex;
 
 use std::fmt;
@@ -348,8 +348,10 @@ pub fn log_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("IRONFLOW_LOG_DIR") {
         return PathBuf::from(d);
     }
-    image::target_dir()
-        .unwrap_or_else(|_| std::env::temp_dir())
+    // `cargo metadata` once per process, not once per VM.
+    static TARGET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TARGET
+        .get_or_init(|| image::target_dir().unwrap_or_else(|_| std::env::temp_dir()))
         .join("qemu-logs")
 }
 
