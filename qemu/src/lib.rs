@@ -130,12 +130,13 @@ pub enum Accel {
 }
 
 impl Accel {
-    /// `IRONFLOW_ACCEL=kvm|tcg` if set, else KVM when `/dev/kvm` is usable, else TCG.
+    /// `IRONFLOW_ACCEL=kvm|tcg` if set, else KVM when `/dev/kvm` is usable and not `kvm_pvm`
+    /// (see [`kvm_is_pvm`]), else TCG.
     pub fn detect() -> Result<Accel> {
         match std::env::var("IRONFLOW_ACCEL").ok().as_deref() {
             Some("kvm") => Ok(Accel::Kvm),
             Some("tcg") => Ok(Accel::Tcg),
-            Some("") | None => Ok(if kvm_usable().is_ok() {
+            Some("") | None => Ok(if kvm_usable().is_ok() && !kvm_is_pvm() {
                 Accel::Kvm
             } else {
                 Accel::Tcg
@@ -162,6 +163,14 @@ pub fn kvm_usable() -> std::result::Result<(), String> {
         .open("/dev/kvm")
         .map(|_| ())
         .map_err(|e| format!("/dev/kvm is not usable: {e}"))
+}
+
+/// True when `/dev/kvm` is provided by `kvm_pvm` (Pagetable-based Virtual Machine, a software
+/// hypervisor for nested clouds): it runs a guest kernel that is not PVM-aware through its instruction
+/// emulator, so firmware and the ironflow kernel run ~100x slower than under TCG (docs/benchmarks.md).
+/// [`Accel::detect`] then picks TCG; `IRONFLOW_ACCEL=kvm` or [`VmBuilder::accel`] still force KVM.
+pub fn kvm_is_pvm() -> bool {
+    Path::new("/sys/module/kvm_pvm").exists()
 }
 
 /// True when running as root (taps, network namespaces).

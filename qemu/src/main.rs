@@ -276,6 +276,12 @@ fn run(args: &Args, demo: bool) -> Result<ExitCode, String> {
         vm.accel().name(),
         vm.command_line()
     );
+    if vm.accel() == Accel::Tcg && args.accel.is_none() && ironflow_qemu::kvm_is_pvm() {
+        eprintln!(
+            "  TCG: /dev/kvm is kvm_pvm here, which emulates the guest kernel (slower than TCG); \
+             --accel kvm forces it"
+        );
+    }
     if demo || vm.netns(1).is_some() {
         eprintln!(
             "  data ports: port N is eth0 (10.0.0.N/24) in netns hN, e.g. `ip netns exec h1 ping 10.0.0.2`"

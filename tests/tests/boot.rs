@@ -1,9 +1,9 @@
 //! Acceptance tests of booting: each one boots the real image in QEMU and checks the serial console
 //! and QEMU's exit status. The image is built once per test binary (`common::artifacts`).
 //!
-//! Disk-image boots run under TCG on purpose: SeaBIOS and OVMF make thousands of port I/O exits,
-//! which nested KVM makes very slow (SeaBIOS + GRUB took ~60 s here, OVMF did not finish), while TCG
-//! boots them in 1-6 s. PVH boots run under both.
+//! Disk-image boots run under TCG on purpose: where `/dev/kvm` is `kvm_pvm` (the project's cloud
+//! machines) firmware runs through PVM's instruction emulator (SeaBIOS + GRUB took ~60 s, OVMF did not
+//! finish), while TCG boots them in 1-6 s. PVH boots run under both.
 
 mod common;
 

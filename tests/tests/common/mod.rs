@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use ironflow_qemu::{Accel, ExitKind, Firmware, Machine, PortNet, Regex, Vm, VmBuilder};
 
-/// Boot timeout: TCG is slow, and so is SeaBIOS under nested KVM (~6 s before the kernel runs).
+/// Boot timeout: TCG is slow, and so is SeaBIOS under `kvm_pvm` (~6 s before the kernel runs).
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long QEMU may take to exit after the line that precedes its exit.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
