@@ -88,7 +88,9 @@ pub trait OutputSink {
     /// Send a packet-in to the controller.
     fn controller(&mut self, packet_in: &PacketIn<'_>);
     /// What the translation did besides outputs and packet-ins, in execution order, so that a
-    /// datapath cache can record and replay it (`crate::datapath`). Ignored by default.
+    /// datapath cache can record and replay it (`crate::datapath`). A rewrite is reported once
+    /// it was attempted, with its outcome: whether it changed the packet and the key. Ignored by
+    /// default.
     #[inline]
     fn event(&mut self, _event: XlateEvent) {}
 }
@@ -96,15 +98,25 @@ pub trait OutputSink {
 /// One step of a packet's translation, reported to [`OutputSink::event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XlateEvent {
-    /// Set-field on the packet (and its key).
+    /// Set-field on the packet. `applied`: the packet had the header, and the key took the value
+    /// too; else neither the bytes nor the key changed (OpenFlow: a set-field on a packet without
+    /// the header does nothing).
     SetField {
         field: crate::flow::Field,
         value: u128,
+        applied: bool,
     },
-    /// Push-VLAN with this TPID (the key gets `OFPVID_PRESENT`).
-    PushVlan(u16),
-    /// Pop-VLAN.
-    PopVlan,
+    /// Push-VLAN with this TPID. `applied`: the tag was pushed and the key got
+    /// `OFPVID_PRESENT`; else nothing changed.
+    PushVlan {
+        tpid: u16,
+        applied: bool,
+    },
+    /// Pop-VLAN. `applied`: the packet had a tag, and the key says untagged now; else nothing
+    /// changed.
+    PopVlan {
+        applied: bool,
+    },
     /// Decrement the IP TTL (only if the key is IP at this point).
     DecTtl,
     /// Set the IP TTL (only if the key is IP at this point).

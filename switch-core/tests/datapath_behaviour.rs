@@ -4,8 +4,9 @@
 
 use switch_core::action::Instructions;
 use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
-use switch_core::flow::Field;
+use switch_core::flow::{Field, FlowKey, OFPVID_PRESENT};
 use switch_core::flow_match::Match;
+use switch_core::group::{Bucket, GroupMod, GroupModCommand, GroupType};
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::{Frame, HeapFrame};
 use switch_core::pipeline::{Action, Env, FlowMod, PacketIn, Pipeline, PipelineConfig};
@@ -428,4 +429,96 @@ fn print_introspection_example() {
     br.now = 1500;
     println!("{}", br.dp.dump_flows(br.now));
     println!("{}", br.dp.show_stats());
+}
+
+/// The pipeline and a second, cache-less bridge with the same tables: the reference.
+struct Reference {
+    pipeline: Pipeline,
+    normal: NormalSwitch,
+}
+
+impl Reference {
+    fn send(
+        &mut self,
+        ports: &PortTable,
+        now: u64,
+        in_port: PortNo,
+        frames: &[Vec<u8>],
+    ) -> Vec<PortNo> {
+        struct Outs(Vec<PortNo>);
+        impl switch_core::pipeline::OutputSink for Outs {
+            fn output(&mut self, port: PortNo, _queue: Option<u32>, _frame: &[u8]) {
+                self.0.push(port);
+            }
+            fn controller(&mut self, _packet_in: &PacketIn<'_>) {}
+        }
+        let mut outs = Outs(Vec::new());
+        let mut env = Env {
+            ports,
+            normal: Some(&mut self.normal),
+            meters: None,
+            now_ms: now,
+        };
+        for f in frames {
+            let mut key = FlowKey::ZERO;
+            switch_core::extract::extract(f, in_port, &mut key);
+            let mut wc = FlowKey::ZERO;
+            self.pipeline.process(
+                &mut env,
+                &mut key,
+                &mut HeapFrame::new(f),
+                &mut wc,
+                &mut outs,
+            );
+        }
+        outs.0
+    }
+}
+
+#[test]
+fn a_rewrite_the_packet_cannot_take_does_not_change_the_key_normal_learns_and_looks_up() {
+    // set_field:vlan_vid=10 on an untagged packet does nothing (no tag to rewrite), to the bytes
+    // and to the key: NORMAL then runs on the untagged packet (VLAN 0). A cache hit must learn
+    // and check the MAC table in VLAN 0 too, not in the VLAN the failed rewrite named.
+    // (In a group bucket: a flow's set-field would need a VLAN match as its prerequisite.)
+    let mut p = Pipeline::default();
+    let bucket = vec![
+        Action::set_field(Field::VlanVid, (OFPVID_PRESENT | 10) as u128),
+        Action::output(OFPP_NORMAL),
+    ];
+    let gm = GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::Indirect,
+        group_id: 1,
+        buckets: vec![Bucket::new(bucket)],
+    };
+    p.group_mod(&gm, 0).unwrap();
+    let ins = Instructions::apply(vec![Action::Group(1)]);
+    p.flow_mod(&FlowMod::add(0, 0, Match::new(), ins), 0)
+        .unwrap();
+    let mut reference = Reference {
+        pipeline: p.clone(),
+        normal: NormalSwitch::default(),
+    };
+    let mut br = Bridge::new(3, p, DatapathConfig::default());
+    let steps: [(PortNo, Vec<u8>); 3] = [
+        // A → B: B unknown, flooded; the megaflow is installed.
+        (1, tcp(A, B, 1, 2, 80)),
+        // B → A: B learned on port 2 (in VLAN 0).
+        (2, tcp(B, A, 2, 1, 80)),
+        // A → B again, from the cache: B is known now, unicast to port 2.
+        (1, tcp(A, B, 1, 2, 80)),
+    ];
+    for (in_port, f) in &steps {
+        let mut s = Sink::default();
+        br.send(*in_port, core::slice::from_ref(f), &mut s);
+        let got: Vec<PortNo> = s.out.iter().map(|(p, _)| *p).collect();
+        let want = reference.send(&br.ports, br.now, *in_port, core::slice::from_ref(f));
+        assert_eq!(got, want, "in_port {in_port}\n{}", br.dp.dump_flows(br.now));
+        assert_eq!(
+            br.normal.fdb_show(br.now),
+            reference.normal.fdb_show(br.now)
+        );
+    }
+    assert!(br.dp.stats().megaflow_hits + br.dp.stats().emc_hits > 0);
 }

@@ -342,6 +342,38 @@ fn counters(p: &Pipeline, now: u64) -> Vec<(u64, u64, u64, u16)> {
     v
 }
 
+fn brief(f: &[u8]) -> String {
+    let mut s = format!("dst {:02x} src {:02x}", f[5], f[11]);
+    let mut o = 12;
+    if f[12] == 0x81 {
+        s += &format!(" vlan {}", u16::from_be_bytes([f[14], f[15]]) & 0xfff);
+        o = 16;
+    }
+    let et = u16::from_be_bytes([f[o], f[o + 1]]);
+    if et == 0x800 {
+        let ip = &f[o + 2..];
+        s += &format!(
+            " ip ttl {} proto {} {:?}->{:?}",
+            ip[8],
+            ip[9],
+            &ip[12..16],
+            &ip[16..20]
+        );
+    } else {
+        s += &format!(" et {et:#x}");
+    }
+    s
+}
+
+fn brief_out(o: &Out) -> String {
+    match o {
+        Out::Port(p, q, f) => format!("port {p} q {q:?} {}", brief(f)),
+        Out::Controller(r, t, c, _, _, f) => {
+            format!("CTRL reason {r} table {t} cookie {c} {}", brief(f))
+        }
+    }
+}
+
 fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), TestCaseError> {
     let mut r = Rng(seed);
     let mut ports = PortTable::new();
@@ -517,6 +549,20 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
                 frames.iter().map(|f| HeapFrame::new(f)),
                 &mut rb,
             );
+        }
+        if ra.out != rb.out && std::env::var("DP_DEBUG").is_ok() {
+            eprintln!("batch {batch} in_port {in_port} now {now} frames:");
+            for f in &frames {
+                eprintln!("  in {}", brief(f));
+            }
+            eprintln!("pipeline:");
+            for o in &ra.out {
+                eprintln!("  {}", brief_out(o));
+            }
+            eprintln!("datapath:");
+            for o in &rb.out {
+                eprintln!("  {}", brief_out(o));
+            }
         }
         prop_assert_eq!(
             &ra.out,

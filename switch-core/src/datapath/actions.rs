@@ -142,7 +142,9 @@ impl<F: Frame, S: DatapathSink<F>> OutputSink for Recorder<'_, F, S> {
 }
 
 /// The key changes that the pipeline makes along with each rewrite (so that a replay sees the
-/// key the pipeline saw: `dec_ttl` asks whether the packet is IP).
+/// key the pipeline saw: `dec_ttl` asks whether the packet is IP, NORMAL learns from it). Only
+/// for a rewrite that changed the packet: as in the pipeline, one that did not (a set-field of a
+/// header the packet lacks, pop-VLAN of an untagged packet) leaves the key alone.
 #[inline]
 pub(crate) fn update_key(key: &mut FlowKey, op: &DpOp) {
     match *op {
@@ -180,12 +182,27 @@ pub(crate) fn compile(events: &[Recorded], key: &FlowKey) -> Compiled {
     let mut n_dec: u32 = 0;
     let mut min_set_ttl = u8::MAX;
     for ev in events {
+        // Whether the step changed the key in the translation (only rewrites do, if applied).
+        let mut applied = false;
         let op = match *ev {
             Recorded::Output { port, queue } => DpOp::Output { port, queue },
             Recorded::Event(e) => match e {
-                XlateEvent::SetField { field, value } => DpOp::SetField { field, value },
-                XlateEvent::PushVlan(t) => DpOp::PushVlan(t),
-                XlateEvent::PopVlan => DpOp::PopVlan,
+                XlateEvent::SetField {
+                    field,
+                    value,
+                    applied: a,
+                } => {
+                    applied = a;
+                    DpOp::SetField { field, value }
+                }
+                XlateEvent::PushVlan { tpid, applied: a } => {
+                    applied = a;
+                    DpOp::PushVlan(tpid)
+                }
+                XlateEvent::PopVlan { applied: a } => {
+                    applied = a;
+                    DpOp::PopVlan
+                }
                 XlateEvent::DecTtl => {
                     n_dec += 1;
                     DpOp::DecTtl
@@ -216,7 +233,10 @@ pub(crate) fn compile(events: &[Recorded], key: &FlowKey) -> Compiled {
                 }
             },
         };
-        update_key(&mut cur, &op);
+        // The key as the translation had it (what NORMAL saw at each step).
+        if applied {
+            update_key(&mut cur, &op);
+        }
         ops.push(op);
     }
     // The last op at depth 0 that needs the frame: if it is an output, it takes the frame.
@@ -325,19 +345,24 @@ pub(crate) struct Replayed {
     pub no_buffer: u32,
 }
 
+/// Applies a rewrite op to `frame` and its `key`. Failures are not errors (OpenFlow: a rewrite
+/// of a missing header does nothing), exactly as in the pipeline: the key changes only with
+/// the packet.
 #[inline]
-fn apply_rewrite(frame: &mut dyn Frame, key: &FlowKey, op: &DpOp) {
-    let is_ip = || matches!(key.eth_type(), eth_type::IPV4 | eth_type::IPV6);
-    // Failures are not errors (OpenFlow: a rewrite of a missing header does nothing), exactly
-    // as in the pipeline.
-    let _ = match *op {
+fn apply_rewrite(frame: &mut dyn Frame, key: &mut FlowKey, op: &DpOp) {
+    let is_ip = matches!(key.eth_type(), eth_type::IPV4 | eth_type::IPV6);
+    let applied = match *op {
         DpOp::SetField { field, value } => packet::set_field(frame, field, value),
         DpOp::PushVlan(t) => packet::push_vlan(frame, t),
         DpOp::PopVlan => packet::pop_vlan(frame),
-        DpOp::DecTtl if is_ip() => packet::dec_ip_ttl(frame).map(|_| ()),
-        DpOp::SetTtl(t) if is_ip() => packet::set_ip_ttl(frame, t),
+        DpOp::DecTtl if is_ip => packet::dec_ip_ttl(frame).map(|_| ()),
+        DpOp::SetTtl(t) if is_ip => packet::set_ip_ttl(frame, t),
         _ => Ok(()),
-    };
+    }
+    .is_ok();
+    if applied {
+        update_key(key, op);
+    }
 }
 
 #[inline]
@@ -430,14 +455,12 @@ pub(crate) fn replay<F: Frame, S: DatapathSink<F>>(
             _ => {
                 if depth == 0 {
                     if let Some(f) = main.as_mut() {
-                        apply_rewrite(f, &main_key, op);
+                        apply_rewrite(f, &mut main_key, op);
                         main_len = f.data().len();
                     }
-                    update_key(&mut main_key, op);
                 } else {
                     let k = &mut scratch.keys[depth - 1];
                     apply_rewrite(&mut scratch.copies[depth - 1], k, op);
-                    update_key(k, op);
                 }
             }
         }

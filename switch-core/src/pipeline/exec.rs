@@ -300,7 +300,6 @@ impl<'b, 'a> Xlate<'b, 'a> {
             Action::Output { port, max_len } => self.output(port, max_len, key, frame, depth),
             Action::Group(g) => self.group(g, key, frame, depth, last),
             Action::SetField { field, value } => {
-                self.sink.event(XlateEvent::SetField { field, value });
                 // Whether the packet has the header to rewrite depends on its structure: the
                 // megaflow must pin that structure down.
                 self.wc.set_exact(Field::EthType);
@@ -309,29 +308,15 @@ impl<'b, 'a> Xlate<'b, 'a> {
                     Field::EthDst | Field::EthSrc | Field::EthType | Field::TunnelId => {}
                     _ => self.wc.set_exact(Field::IpProto),
                 }
-                // OpenFlow: a set-field on a packet without the header does nothing, to the
-                // bytes and to what later tables see.
-                if rewrite::set_field(frame, field, value) {
-                    key.set(field, value);
-                }
+                self.set_field(field, value, key, frame);
             }
             Action::PushVlan(tpid) => {
-                self.sink.event(XlateEvent::PushVlan(tpid));
                 self.wc.set_exact(Field::VlanVid);
-                if rewrite::push_vlan(frame, tpid) {
-                    let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
-                    key.set(Field::VlanVid, vid as u128);
-                }
+                self.push_vlan(tpid, key, frame);
             }
             Action::PopVlan => {
-                self.sink.event(XlateEvent::PopVlan);
                 self.wc.set_exact(Field::VlanVid);
-                if rewrite::pop_vlan(frame) {
-                    // An inner tag, if any, is not in the key (it holds one tag): the packet
-                    // counts as untagged from here on.
-                    key.set(Field::VlanVid, 0);
-                    key.set(Field::VlanPcp, 0);
-                }
+                self.pop_vlan(key, frame);
             }
             Action::SetQueue(q) => self.queue = Some(q),
             Action::DecNwTtl => {
@@ -361,6 +346,46 @@ impl<'b, 'a> Xlate<'b, 'a> {
             }
         }
         true
+    }
+
+    // The rewrites that change the key. Each changes the key only if it changed the packet
+    // (OpenFlow: a set-field on a packet without the header does nothing, to the bytes and to
+    // what later tables see), and reports what it did, outcome included, to the sink: a
+    // datapath that replays the translation must follow the key exactly as it went here.
+
+    /// Set-field on the packet and, if the packet had the header, on the key.
+    fn set_field(&mut self, field: Field, value: u128, key: &mut FlowKey, frame: &mut dyn Frame) {
+        let applied = rewrite::set_field(frame, field, value);
+        if applied {
+            key.set(field, value);
+        }
+        self.sink.event(XlateEvent::SetField {
+            field,
+            value,
+            applied,
+        });
+    }
+
+    /// Push-VLAN on the packet and, if it was pushed, `OFPVID_PRESENT` in the key.
+    fn push_vlan(&mut self, tpid: u16, key: &mut FlowKey, frame: &mut dyn Frame) {
+        let applied = rewrite::push_vlan(frame, tpid);
+        if applied {
+            let vid = key.get(Field::VlanVid) as u16 | OFPVID_PRESENT;
+            key.set(Field::VlanVid, vid as u128);
+        }
+        self.sink.event(XlateEvent::PushVlan { tpid, applied });
+    }
+
+    /// Pop-VLAN on the packet and, if it had a tag, on the key.
+    fn pop_vlan(&mut self, key: &mut FlowKey, frame: &mut dyn Frame) {
+        let applied = rewrite::pop_vlan(frame);
+        if applied {
+            // An inner tag, if any, is not in the key (it holds one tag): the packet counts as
+            // untagged from here on.
+            key.set(Field::VlanVid, 0);
+            key.set(Field::VlanPcp, 0);
+        }
+        self.sink.event(XlateEvent::PopVlan { applied });
     }
 
     /// Counts one unit of work; false once the packet has used up [`MAX_WORK`].
@@ -565,18 +590,11 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 None => self.emit(port, frame),
                 Some(want) => self.with_copy(key, frame, depth, |x, k, f| {
                     if key.vlan().is_some() {
-                        x.sink.event(XlateEvent::PopVlan);
-                        rewrite::pop_vlan(f);
+                        x.pop_vlan(k, f);
                     }
                     if let VlanOut::Tagged(v) = want {
-                        x.sink.event(XlateEvent::PushVlan(eth_type::VLAN));
-                        x.sink.event(XlateEvent::SetField {
-                            field: Field::VlanVid,
-                            value: (v | OFPVID_PRESENT) as u128,
-                        });
-                        rewrite::push_vlan(f, eth_type::VLAN);
-                        rewrite::set_field(f, Field::VlanVid, (v | OFPVID_PRESENT) as u128);
-                        k.set(Field::VlanVid, (v | OFPVID_PRESENT) as u128);
+                        x.push_vlan(eth_type::VLAN, k, f);
+                        x.set_field(Field::VlanVid, (v | OFPVID_PRESENT) as u128, k, f);
                     }
                     x.emit(port, f);
                 }),

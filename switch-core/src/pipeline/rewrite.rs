@@ -1,7 +1,8 @@
 //! The packet rewrites the pipeline's actions need, as one narrow seam over `packet`'s rewrite
 //! functions. Failures (a header the packet does not have, a truncated frame) are not errors
-//! for the pipeline: OpenFlow says a set-field on a packet without the header does nothing, and
-//! the key is updated regardless, as the tables see it. They are logged at trace level.
+//! for the pipeline: OpenFlow says a set-field on a packet without the header does nothing (to
+//! the bytes, and to the key the later tables see: the caller updates the key only when a
+//! rewrite returns true). They are logged at trace level.
 
 use crate::flow::Field;
 use crate::packet::{self, Frame, TtlOutcome};
