@@ -2,7 +2,7 @@
 `simple_switch_13` sample app, which the os-ken wheels on PyPI no longer ship (os-ken >= 2.0
 has only `os_ken.app.ofctl`; 1.4.1 still has it but does not import with a current eventlet).
 
-- On connect: a table-miss flow (priority 0, no match) sending packets to the controller.
+- On connect: SET_CONFIG with miss_send_len = OFPCML_MAX (see below), and a table-miss flow (priority 0, no match) sending packets to the controller.
 - On packet-in: learn the source MAC on the in-port; if the destination is known, install a
   priority-1 flow `in_port, eth_src, eth_dst -> output` and send the packet there; else flood.
 
@@ -28,6 +28,10 @@ class LearningSwitch13(app_manager.OSKenApp):
         dp = ev.msg.datapath
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self.logger.info("switch connected: dpid=%016x", dp.id)
+        # A non-zero miss_send_len: Open vSwitch (and ironflow) send asynchronous messages to a
+        # connection made to their passive port only after it asks with SET_CONFIG (os-ken's
+        # ofp_handler never sends one). Harmless on an active connection.
+        dp.send_msg(parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, ofp.OFPCML_MAX))
         actions = [parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)]
         self.add_flow(dp, 0, parser.OFPMatch(), actions)
 

@@ -14,8 +14,11 @@
 //!   flow with cookie 0x69726f6e6661696c appears and every host pair pings; a new controller on
 //!   the same port: the fail-open flow is removed again.
 //!
-//! Not covered: a controller connecting to the passive port (os-ken's `osken-manager` only
-//! listens; its active-connection option needs an OVSDB-managed switch).
+//! - `controller_connects_to_the_passive_port`: the other direction: `fail_mode=secure` and no
+//!   `controller=`; os-ken dials the forwarded passive port (`--ofp-switch-address-list`), installs
+//!   its table-miss flow and learns: h1 <-> h3 ping, dump-flows shows its flows. (As in Open
+//!   vSwitch, a passive-port connection gets packet-ins only after a SET_CONFIG with a non-zero
+//!   `miss_send_len`; the app sends one, os-ken itself does not.)
 //!
 //! Needs root (taps, namespaces) and os-ken (`tests/deps.sh` installs it into
 //! `target/osken-venv`; `IRONFLOW_OSKEN_MANAGER` overrides the path): SKIPPED without them
@@ -89,6 +92,11 @@ struct Controller {
 
 impl Controller {
     fn start(test: &str, port: u16) -> Controller {
+        Controller::start_with(test, port, &[])
+    }
+
+    /// With extra `osken-manager` options.
+    fn start_with(test: &str, port: u16, extra: &[&str]) -> Controller {
         let log = ironflow_qemu::log_dir()
             .join(format!("{test}-osken-{}-{port}.log", std::process::id()));
         std::fs::create_dir_all(ironflow_qemu::log_dir()).ok();
@@ -97,6 +105,7 @@ impl Controller {
         let child = Command::new(osken_manager().expect("os-ken"))
             .args(["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port"])
             .arg(port.to_string())
+            .args(extra)
             .arg(workspace().join("tests/controller/learning_switch_13.py"))
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -473,6 +482,54 @@ fn standalone_falls_back_to_learning_and_back() {
         sw.ping_until(1, 3, Duration::from_secs(20)),
         "h1 -> h3 through the new controller\ncontroller log:\n{}",
         ctl2.log()
+    );
+    let log = sw.vm.serial_log();
+    assert!(
+        !log.contains("PANIC") && !log.contains("EXCEPTION"),
+        "{log}"
+    );
+}
+
+#[test]
+fn controller_connects_to_the_passive_port() {
+    let test = "ctl-passive";
+    if !can_run(test) {
+        return;
+    }
+    let sw = Switch::boot(test, "fail_mode=secure");
+    let flows = sw.dump_flows();
+    assert!(
+        !flows.contains("actions="),
+        "secure mode with no controller must have no flows:\n{flows}"
+    );
+    assert!(!sw.ping(1, 3, 2), "h1 -> h3 forwarded with no flows");
+    let passive = sw.target.trim_start_matches("tcp:").to_string();
+    // It listens too (on a free port nobody uses), and dials the switch's passive port.
+    let ctl = Controller::start_with(
+        test,
+        free_port(),
+        &[
+            "--ofp-switch-address-list",
+            &passive,
+            "--ofp-switch-connect-interval",
+            "1",
+        ],
+    );
+    ctl.wait_connected(Duration::from_secs(40), &sw);
+    assert!(
+        sw.ping_until(1, 3, Duration::from_secs(20)),
+        "h1 -> h3 with the controller on the passive port\ncontroller log:\n{}\n{}",
+        ctl.log(),
+        sw.vm.diagnostics()
+    );
+    assert!(sw.ping(3, 1, 3), "h3 -> h1");
+    let flows = sw.dump_flows();
+    assert!(
+        flows.contains("priority=0 actions=CONTROLLER:65535")
+            && flows
+                .lines()
+                .any(|l| l.contains("priority=1") && l.contains("actions=output:")),
+        "the controller's flows are missing:\n{flows}"
     );
     let log = sw.vm.serial_log();
     assert!(
