@@ -88,14 +88,14 @@
 //!   the LRU order among entries seen within the same millisecond, which only matters for which
 //!   of them a full table evicts first), and re-checks its lookup only when the MAC table changed
 //!   or an entry may have aged ([`MacTable::next_expiry_ms`]).
-//! - **Table statistics** (`ofp_table_stats` lookup/matched counts) count translations only:
-//!   there is no API to credit them from outside the pipeline yet.
 //! - **TTL:** a packet whose TTL could expire within the megaflow's `dec_ttl`s is translated.
 //! - **Packet-ins and meters** are per-packet decisions: such megaflows are marked slow path and
 //!   every packet is translated (the megaflow still spares the classifier search).
 //! - **Counters:** hits are credited to the OpenFlow entries the translation matched
-//!   ([`Pipeline::credit`]) at the end of each batch, and to groups and buckets as they are
-//!   replayed, so entry, group and bucket counters equal what the pipeline alone would count.
+//!   ([`Pipeline::credit`], which counts a matched lookup in the entry's table too) and to the
+//!   table it found no entry in, if any ([`Pipeline::credit_table_miss`]), at the end of each
+//!   batch, and to groups and buckets as they are replayed, so entry, group, bucket and table
+//!   (`ofp_table_stats` lookup/matched) counters equal what the pipeline alone would count.
 //!
 //! ## Lookup
 //!
@@ -546,7 +546,8 @@ impl Datapath {
         }
     }
 
-    /// Credits the OpenFlow entries with the hits of this batch.
+    /// Credits the OpenFlow entries (and their tables' lookup/matched counts) with the hits of
+    /// this batch.
     ///
     /// Megaflows often share entries (a table-miss or NORMAL entry, an ACL rule): the credits are
     /// summed per entry first, so each entry is looked up once per batch.
@@ -559,6 +560,9 @@ impl Datapath {
             m.pending_bytes = 0;
             m.packets += p;
             m.bytes += b;
+            if let Some(t) = m.missed_table {
+                pipeline.credit_table_miss(t, p);
+            }
             for &e in m.all_entries() {
                 if let Some(i) = acc.iter().position(|(id, _, _)| *id == e) {
                     acc[i].1 += p;
@@ -677,6 +681,7 @@ impl Datapath {
             &wc,
             ops.into_boxed_slice(),
             outcome.entries.as_slice(),
+            outcome.missed_table,
             normal,
             slow,
             n_dec_ttl,

@@ -382,14 +382,27 @@ impl Pipeline {
     }
 
     /// Adds to an entry's counters from outside (the datapath cache attributing its hits) and
-    /// refreshes its idle timer. Returns false if the entry is gone.
+    /// refreshes its idle timer; its table counts `packets` lookups that matched, as
+    /// [`process`](Self::process) counts a packet that matches the entry. Returns false if the
+    /// entry is gone.
     pub fn credit(&self, id: EntryId, packets: u64, bytes: u64, now_ms: u64) -> bool {
         match self.entry(id) {
             Some(e) => {
                 e.credit(packets, bytes, now_ms);
+                if let Some(t) = self.tables.get(id.table_id as usize) {
+                    t.count_lookups(packets, packets);
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Counts `packets` lookups without a match in table `table_id`, from outside (the datapath
+    /// cache attributing hits whose translation missed there: [`Outcome::missed_table`]).
+    pub fn credit_table_miss(&self, table_id: u8, packets: u64) {
+        if let Some(t) = self.tables.get(table_id as usize) {
+            t.count_lookups(packets, 0);
         }
     }
 

@@ -216,6 +216,13 @@ impl FlowTable {
         r
     }
 
+    /// Counts `lookups` lookups, `matched` of which found an entry, done elsewhere (a datapath
+    /// cache serving packets whose translation looked this table up).
+    pub(crate) fn count_lookups(&self, lookups: u64, matched: u64) {
+        self.lookups.set(self.lookups.get().wrapping_add(lookups));
+        self.matched.set(self.matched.get().wrapping_add(matched));
+    }
+
     /// Entry by slot.
     pub fn entry(&self, rule: RuleId) -> Option<&FlowEntry> {
         self.cls.get(rule).map(|r| &r.data)

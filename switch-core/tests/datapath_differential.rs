@@ -3,7 +3,8 @@
 //! metadata, groups of every type, NORMAL with VLAN ports, packet-ins, TTL), random packet
 //! streams in batches from random ports, random flow/group/port/MAC-table changes and clock steps
 //! between batches. For every batch the outputs (port, queue, bytes after rewrites, in order), the
-//! packet-ins, and afterwards every entry, group and bucket counter must be equal.
+//! packet-ins, and afterwards every entry, group, bucket and table (lookup/matched) counter must
+//! be equal.
 
 use proptest::prelude::*;
 use switch_core::action::Instructions;
@@ -332,6 +333,9 @@ fn counters(p: &Pipeline, now: u64) -> Vec<(u64, u64, u64, u16)> {
         .entries(OFPTT_ALL)
         .map(|(_, e)| (e.packets.get(), e.bytes.get(), e.cookie, e.priority))
         .collect();
+    for t in p.table_stats() {
+        v.push((t.lookup_count, t.matched_count, t.table_id as u64, 0xfffd));
+    }
     for g in p.groups().iter() {
         let s = p.group_stats(g.id, now).unwrap();
         v.push((s.packet_count, s.byte_count, g.id as u64, 0xffff));

@@ -93,6 +93,8 @@ pub(crate) struct Megaflow {
     pub key: FlowKey,
     pub normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
     pub entries: heapless::Vec<EntryId, INLINE_ENTRIES>,
+    /// The table the translation found no entry in, if any (credited a lookup on hits).
+    pub missed_table: Option<u8>,
     pub hash: u64,
     pub in_port: PortNo,
     pub ops: Box<[DpOp]>,
@@ -340,6 +342,7 @@ impl MegaflowTable {
         wc: &FlowKey,
         ops: Box<[DpOp]>,
         all_entries: &[EntryId],
+        missed_table: Option<u8>,
         normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
         slow: bool,
         n_dec_ttl: u8,
@@ -376,6 +379,7 @@ impl MegaflowTable {
             m.ops = ops;
             m.entries = entries;
             m.entries_more = entries_more;
+            m.missed_table = missed_table;
             m.single_output = single_output;
             m.normal = normal;
             m.epoch = epoch;
@@ -397,6 +401,7 @@ impl MegaflowTable {
             ops,
             entries,
             entries_more,
+            missed_table,
             single_output,
             normal,
             epoch,

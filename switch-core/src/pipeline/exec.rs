@@ -41,6 +41,9 @@ pub struct Outcome {
     pub packet_ins: u32,
     /// The packet hit a table with no matching entry (and no table-miss entry).
     pub table_miss_drop: bool,
+    /// That table (with `table_miss_drop`): with `entries`, the tables the packet was looked up
+    /// in, so that a cache can credit table statistics too.
+    pub missed_table: Option<u8>,
     /// A meter dropped the packet.
     pub metered: bool,
     /// The IP TTL ran out.
@@ -204,6 +207,7 @@ impl<'b, 'a> Xlate<'b, 'a> {
             let Some(e) = rule.and_then(|r| table.entry(r)) else {
                 self.note(depth, || format!("table {t}: no match, drop"));
                 self.outcome.table_miss_drop = true;
+                self.outcome.missed_table = Some(t as u8);
                 return;
             };
             if self.count {
