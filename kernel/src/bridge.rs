@@ -291,6 +291,20 @@ impl Bridge {
         self.datapath.sweep(now_ms, 10_000);
         // (Flow expiry is the OpenFlow agent's: it sends the flow-removed messages.)
         for p in self.ports.iter_mut() {
+            // The port table's counters (OpenFlow port stats) follow the NIC's.
+            let n = p.nic.stats();
+            if let Some(port) = self.port_table.get_mut(p.no) {
+                let c = &mut port.counters;
+                c.rx_packets = n.rx_packets;
+                c.rx_bytes = n.rx_bytes;
+                c.tx_packets = n.tx_packets;
+                c.tx_bytes = n.tx_bytes;
+                c.rx_dropped = n.rx_no_buffer;
+                c.tx_dropped = n.tx_full + p.tx_dropped;
+                c.rx_errors = n.rx_errors + p.rx_malformed;
+                c.tx_errors = n.tx_errors;
+                c.rx_malformed = p.rx_malformed;
+            }
             let up = p.nic.link_up();
             if self.port_table.set_link(p.no, up) == Ok(true) {
                 log::info!("port {}: link {}", p.no, if up { "up" } else { "down" });

@@ -4,7 +4,7 @@
 //!
 //! - `tables_ports_and_features`: dump-tables, dump-table-features (1.3), dump-ports,
 //!   dump-ports-desc in both versions, with and without `--no-names`.
-//! - `port_stats_count_traffic` (ignored: the counters are always 0): dump-ports after pings
+//! - `port_stats_count_traffic`: dump-ports after pings counts them
 //!   counts them.
 //! - `ten_thousand_flows_mod_and_del`: add-flows of a 10,000-flow file (1.3) -> dump-aggregate
 //!   `flow_count` >= 10000; mod-flows (1.0 and 1.3) changes actions; del-flows `--strict` removes
@@ -354,10 +354,6 @@ fn tables_ports_and_features() {
 }
 
 #[test]
-#[ignore = "reason: OpenFlow port statistics are always 0: after 2 pings h1 -> h2, `ovs-ofctl \
-            dump-ports` says `port 1: rx pkts=0, bytes=0 ... tx pkts=0` (the kernel counts per-port \
-            traffic for its console `s` line but never updates switch_core::port::PortCounters, \
-            which mgmt::agent::port_stats reports)"]
 fn port_stats_count_traffic() {
     let _one = lock();
     let Some(sw) = Switch::boot("ofx-portstats") else {
