@@ -20,7 +20,7 @@
 //!   vSwitch, a passive-port connection gets packet-ins only after a SET_CONFIG with a non-zero
 //!   `miss_send_len`; the app sends one, os-ken itself does not.)
 //!
-//! Needs root (taps, namespaces) and os-ken (`tests/deps.sh` installs it into
+//! One VM at a time. Needs root (taps, namespaces) and os-ken (`tests/deps.sh` installs it into
 //! `target/osken-venv`; `IRONFLOW_OSKEN_MANAGER` overrides the path): SKIPPED without them
 //! outside CI, a failure on CI.
 
@@ -29,7 +29,17 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// One VM at a time: the guest busy-polls a host core, and these machines have two.
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_VM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The fail-open flow's cookie (`mgmt::agent::FAIL_OPEN_COOKIE`, "ironfail").
 const FAIL_OPEN_COOKIE: &str = "cookie=0x69726f6e6661696c";
@@ -316,6 +326,7 @@ fn secure_forwards_only_what_the_controller_installed() {
     if !can_run(test) {
         return;
     }
+    let _one = lock();
     let port = free_port();
     let sw = Switch::boot(
         test,
@@ -410,6 +421,7 @@ fn standalone_falls_back_to_learning_and_back() {
     if !can_run(test) {
         return;
     }
+    let _one = lock();
     let port = free_port();
     let mut ctl = Controller::start(test, port);
     let sw = Switch::boot(
@@ -496,6 +508,7 @@ fn controller_connects_to_the_passive_port() {
     if !can_run(test) {
         return;
     }
+    let _one = lock();
     let sw = Switch::boot(test, "fail_mode=secure");
     let flows = sw.dump_flows();
     assert!(
