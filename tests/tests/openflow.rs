@@ -175,61 +175,171 @@ fn ovs_ofctl_drives_the_switch() {
     );
 }
 
+/// An OpenFlow 1.3 message: header with `msg_type`, `xid`, then `body`.
+fn of13(msg_type: u8, xid: u32, body: &[u8]) -> Vec<u8> {
+    let len = (8 + body.len()) as u16;
+    let mut m = vec![4, msg_type];
+    m.extend_from_slice(&len.to_be_bytes());
+    m.extend_from_slice(&xid.to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// An OpenFlow 1.3 FLOW_MOD (add, table 0, priority 100) body with `match_` and `instructions`.
+fn flow_mod13(match_: &[u8], instructions: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 16]; // cookie, cookie mask
+    b.extend_from_slice(&[0, 0]); // table 0, OFPFC_ADD
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 100]); // idle, hard, priority
+    b.extend_from_slice(&[0xff; 12]); // buffer_id NO_BUFFER, out_port ANY, out_group ANY
+    b.extend_from_slice(&[0, 0, 0, 0]); // flags, pad
+    b.extend_from_slice(match_);
+    b.extend_from_slice(instructions);
+    b
+}
+
+/// One connection that has done the HELLO exchange (OpenFlow 1.3).
+fn session(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(&of13(0, 1, &[])).expect("hello");
+    let mut hello = [0u8; 8];
+    s.read_exact(&mut hello).expect("the switch's HELLO");
+    assert_eq!(hello[1], 0, "first message is HELLO: {hello:02x?}");
+    let len = u16::from_be_bytes([hello[2], hello[3]]) as usize;
+    let mut rest = vec![0u8; len.saturating_sub(8)];
+    s.read_exact(&mut rest).expect("HELLO body");
+    s
+}
+
+/// Reads messages until one with `xid` arrives (or the peer closes / times out).
+fn reply_to(s: &mut TcpStream, xid: u32) -> Option<Vec<u8>> {
+    loop {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).ok()?;
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(8)];
+        s.read_exact(&mut body).ok()?;
+        if u32::from_be_bytes([h[4], h[5], h[6], h[7]]) == xid {
+            return Some([&h[..], &body[..]].concat());
+        }
+    }
+}
+
 #[test]
 fn malformed_openflow_gets_errors_and_hurts_nobody() {
     let Some(sw) = boot("of-malformed", "log=info") else {
         return;
     };
     let port = sw.vm.mgmt_host_port(6653).expect("forwarded port");
-    let hello13 = [4u8, 0, 0, 8, 0, 0, 0, 1];
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        // Unknown message type 0xee after a good hello.
+    // A well-behaved session open through all of it.
+    let mut bystander = session(port);
+
+    let empty_match = [0, 1, 0, 4, 0, 0, 0, 0];
+    let unknown_oxm = [0, 1, 0, 12, 0x80, 0x00, 0xfe, 4, 0, 0, 0, 1, 0, 0, 0, 0];
+    let tcp_dst_without_ip = [0, 1, 0, 10, 0x80, 0x00, 14 << 1, 2, 0, 80, 0, 0, 0, 0, 0, 0];
+    let apply = |actions: &[u8]| {
+        let mut i = vec![0, 4];
+        i.extend_from_slice(&((8 + actions.len()) as u16).to_be_bytes());
+        i.extend_from_slice(&[0; 4]);
+        i.extend_from_slice(actions);
+        i
+    };
+    let unknown_action = apply(&[0x77, 0x77, 0, 8, 0, 0, 0, 0]);
+    let output_to_port_0 = apply(&[0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let unknown_instruction = [0, 0x55, 0, 8, 0, 0, 0, 0];
+    let mut oversize = flow_mod13(&empty_match, &[]);
+    oversize.extend(std::iter::repeat_n(0xa5u8, 65_535 - 8 - oversize.len()));
+    // (name, message, expected OFPT_ERROR type: 1 BAD_REQUEST, 2 BAD_ACTION, 3 BAD_INSTRUCTION,
+    // 4 BAD_MATCH)
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unknown message type", of13(0xee, 10, &[]), 1),
+        ("truncated flow-mod", of13(14, 11, &[1, 2, 3, 4]), 1),
         (
-            "unknown type",
-            [&hello13[..], &[4, 0xee, 0, 8, 0, 0, 0, 2]].concat(),
+            "truncated multipart (flow stats without its body)",
+            of13(18, 12, &[0, 1, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0]),
+            1,
         ),
-        // Length shorter than the header.
         (
-            "short length",
-            [&hello13[..], &[4, 2, 0, 4, 0, 0, 0, 3]].concat(),
+            "unknown OXM field",
+            of13(14, 13, &flow_mod13(&unknown_oxm, &[])),
+            4,
         ),
-        // Flow-mod with a truncated body.
         (
-            "truncated flow-mod",
-            [&hello13[..], &[4, 14, 0, 12, 0, 0, 0, 4, 1, 2, 3, 4]].concat(),
+            "tcp_dst without its prerequisites",
+            of13(14, 14, &flow_mod13(&tcp_dst_without_ip, &[])),
+            4,
         ),
-        // Random bytes.
         (
-            "random",
-            (0..512u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect(),
+            "unknown action",
+            of13(14, 15, &flow_mod13(&empty_match, &unknown_action)),
+            2,
+        ),
+        (
+            "output to port 0",
+            of13(14, 16, &flow_mod13(&empty_match, &output_to_port_0)),
+            2,
+        ),
+        (
+            "unknown instruction",
+            of13(14, 17, &flow_mod13(&empty_match, &unknown_instruction)),
+            3,
+        ),
+        (
+            "oversize flow-mod of garbage instructions",
+            of13(14, 18, &oversize),
+            3,
         ),
     ];
-    for (name, bytes) in cases {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(&bytes).expect("send");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(_) => break,
-            }
-            if has_error(&got) {
-                break;
-            }
-        }
-        // Some reply came: at least the switch's HELLO; for the structured cases an ERROR (type 1).
-        assert!(got.len() >= 8, "{name}: no answer at all");
-        if name != "random" {
-            assert!(has_error(&got), "{name}: no OFPT_ERROR in {got:02x?}");
-        }
+    let mut s = session(port);
+    for (name, msg, want_type) in &cases {
+        let xid = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        s.write_all(msg).expect("send");
+        let reply = reply_to(&mut s, xid).unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(reply[1], 1, "{name}: expected OFPT_ERROR, got {reply:02x?}");
+        let err_type = u16::from_be_bytes([reply[8], reply[9]]);
+        assert_eq!(
+            err_type, *want_type,
+            "{name}: error type (reply {reply:02x?})"
+        );
+        // The offending message's first bytes are echoed (at least its header).
+        assert!(
+            reply.len() >= 12 + 8 && reply[12..20] == msg[..8],
+            "{name}: the error does not echo the request: {reply:02x?}"
+        );
     }
-    // The switch is unharmed: ovs-ofctl works and traffic flows.
+    // The session that sent all that is still alive: an echo is answered.
+    s.write_all(&of13(2, 99, b"ping")).expect("echo");
+    let echo = reply_to(&mut s, 99).expect("echo reply after the malformed messages");
+    assert_eq!(echo[1], 3, "ECHO_REPLY");
+
+    // Random bytes: an error or a clean disconnect, nothing else.
+    let mut r = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    r.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let junk: Vec<u8> = (0..512u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    r.write_all(&junk).expect("send junk");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.is_empty() || got[0] <= 6,
+        "random bytes: the answer is not OpenFlow: {got:02x?}"
+    );
+
+    // The bystander never noticed, ovs-ofctl works, traffic flows.
+    bystander
+        .write_all(&of13(2, 7, b"still there?"))
+        .expect("echo");
+    assert!(
+        reply_to(&mut bystander, 7).is_some(),
+        "the other session was disturbed"
+    );
     sw.ofctl_ok("OpenFlow13", &["show"]);
     assert!(sw.ping(1, 2, 3), "forwarding after malformed input");
     let log = sw.vm.serial_log();
@@ -237,20 +347,4 @@ fn malformed_openflow_gets_errors_and_hurts_nobody() {
         !log.contains("PANIC") && !log.contains("EXCEPTION"),
         "{log}"
     );
-}
-
-/// Whether a stream of OpenFlow messages holds an OFPT_ERROR (type 1).
-fn has_error(stream: &[u8]) -> bool {
-    let mut off = 0;
-    while off + 8 <= stream.len() {
-        if stream[off + 1] == 1 {
-            return true;
-        }
-        let len = u16::from_be_bytes([stream[off + 2], stream[off + 3]]) as usize;
-        if len < 8 {
-            return false;
-        }
-        off += len;
-    }
-    false
 }
