@@ -153,7 +153,10 @@ impl Management {
             AgentConfig::from_settings(settings, settings.fail_mode),
             now,
         );
-        let config = NetifConfig::from_settings(settings, dev.mac(), time::rdtsc());
+        let mut config = NetifConfig::from_settings(settings, dev.mac(), time::rdtsc());
+        // Bound the OpenFlow work of one management poll (a flow-mod costs tens of µs): 4 KiB
+        // per connection per poll keeps forwarding's pauses short during a bulk add-flows.
+        config.read_budget = 4096;
         let port = MgmtPort::new(config, &mut dev, now);
         log::info!(
             "mgmt: OpenFlow on tcp:6653 (fail_mode {:?}), {}",
