@@ -3,8 +3,8 @@
 //! metadata, groups of every type, NORMAL with VLAN ports, packet-ins, TTL), random packet
 //! streams in batches from random ports, random flow/group/port/MAC-table changes and clock steps
 //! between batches. For every batch the outputs (port, queue, bytes after rewrites, in order), the
-//! packet-ins, and afterwards every entry, group, bucket and table (lookup/matched) counter must
-//! be equal.
+//! packet-ins, and afterwards every entry, group, bucket and table (lookup/matched) counter and
+//! the MAC tables must be equal (`DP_DEBUG=1` lists a failing batch's packets in brief).
 
 use proptest::prelude::*;
 use switch_core::action::Instructions;
@@ -346,6 +346,14 @@ fn counters(p: &Pipeline, now: u64) -> Vec<(u64, u64, u64, u16)> {
     v
 }
 
+/// The MAC table's entries as `fdb/show` lines, sorted.
+fn fdb(n: &NormalSwitch, now: u64) -> Vec<String> {
+    let mut v: Vec<String> = n.fdb_show(now).lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// A frame in a few words (for the `DP_DEBUG=1` listing of a failing batch).
 fn brief(f: &[u8]) -> String {
     let mut s = format!("dst {:02x} src {:02x}", f[5], f[11]);
     let mut o = 12;
@@ -369,6 +377,7 @@ fn brief(f: &[u8]) -> String {
     s
 }
 
+/// An output in a few words.
 fn brief_out(o: &Out) -> String {
     match o {
         Out::Port(p, q, f) => format!("port {p} q {q:?} {}", brief(f)),
@@ -581,6 +590,14 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
             counters(&a.pipeline, now),
             counters(&b.pipeline, now),
             "batch {} counters differ",
+            batch
+        );
+        // The MAC tables (cache hits learn as the pipeline would; the LRU order among entries
+        // seen in the same millisecond may differ, so the entries are compared sorted).
+        prop_assert_eq!(
+            fdb(&a.normal, now),
+            fdb(&b.normal, now),
+            "batch {} MAC tables differ",
             batch
         );
     }
