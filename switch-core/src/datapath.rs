@@ -73,7 +73,10 @@
 //! A megaflow is `(key & mask, mask, ops)` where `mask` holds every bit the translation consulted
 //! (the pipeline's `wc`), so every packet that agrees on those bits gets the same decisions. The
 //! ops are the translation's own steps, recorded through [`OutputSink::event`] and replayed with
-//! the same rewrite functions. What a key cannot hold is handled explicitly:
+//! the same rewrite functions; the key is carried along exactly as the pipeline carries it (a
+//! rewrite changes it only if it changed the packet: events report whether it did), so NORMAL's
+//! learning and TTL checks on hits see the key the translation saw. What a key cannot hold is
+//! handled explicitly:
 //!
 //! - **Flow, group, port changes:** every megaflow carries the cache epoch it was made in; the
 //!   epoch advances when [`Pipeline::generation`] or [`PortTable::generation`] change. A hit on a
