@@ -15,7 +15,8 @@
 #     one at a time), average and max ms;
 #   - echo throughput: `ovs-ofctl benchmark <target> 64 $BENCH_COUNT` (that many echo requests,
 #     each with 64 bytes of payload, 50 outstanding at a time), requests/s.
-#     (ovs-ofctl's `benchmark` measures echo request/reply rate, not packet-ins.)
+#     (ovs-ofctl's `benchmark` measures echo request/reply rate, not packet-ins: those are
+#     tests/bench/packet_in.sh.)
 #
 #   sudo tests/bench/openflow.sh
 #   REPEAT=1 ELF=/path/ironflow.elf sudo -E tests/bench/openflow.sh appliance
