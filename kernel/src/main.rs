@@ -336,8 +336,13 @@ fn main_loop(
             }
             Some(b'q') => {
                 console!("{}", bridge.stats_line());
-                console!("ironflow: exit on request");
-                exit::success();
+                // A stray key on an appliance's console must not stop the switch: `q` leaves
+                // only in test mode.
+                if on_panic() == exit::OnPanic::Exit {
+                    console!("ironflow: exit on request");
+                    exit::success();
+                }
+                console!("q: exits only with on_panic=exit (test mode); the switch keeps running");
             }
             _ => {}
         }
