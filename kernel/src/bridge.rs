@@ -281,6 +281,9 @@ impl Bridge {
             now_ms,
         };
         mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, None);
+        // OpenFlow 1.0 semantics while a 1.0 controller listens: table misses go to it.
+        self.pipeline
+            .set_table_miss_to_controller(agent.wants_packet_in_on_miss());
         self.flush();
     }
 

@@ -173,6 +173,10 @@ pub struct PipelineConfig {
     pub miss_send_len: u16,
     /// `OFPC_INVALID_TTL_TO_CONTROLLER`: a TTL reaching 0 sends a packet-in instead of dropping.
     pub invalid_ttl_to_controller: bool,
+    /// OpenFlow 1.0's table miss: a packet no entry matches goes to the controller (reason
+    /// NO_MATCH, `miss_send_len` bytes) instead of being dropped. Open vSwitch does this while an
+    /// OpenFlow 1.0 controller listens; 1.3 controllers install a table-miss entry instead.
+    pub table_miss_to_controller: bool,
 }
 
 impl Default for PipelineConfig {
@@ -181,6 +185,7 @@ impl Default for PipelineConfig {
             n_tables: MAX_TABLES as u8,
             miss_send_len: 128,
             invalid_ttl_to_controller: false,
+            table_miss_to_controller: false,
         }
     }
 }
@@ -330,6 +335,14 @@ impl Pipeline {
         self.config.invalid_ttl_to_controller = on;
         self.config.miss_send_len = miss_send_len;
         self.bump();
+    }
+
+    /// Sets [`PipelineConfig::table_miss_to_controller`] (a change invalidates cached decisions).
+    pub fn set_table_miss_to_controller(&mut self, on: bool) {
+        if self.config.table_miss_to_controller != on {
+            self.config.table_miss_to_controller = on;
+            self.bump();
+        }
     }
 
     /// Changes on every change of flows, groups or settings (for cache invalidation).

@@ -405,6 +405,7 @@ fn run_case(seed: u64, config: DatapathConfig, batches: usize) -> Result<(), Tes
         n_tables,
         miss_send_len: 128,
         invalid_ttl_to_controller: r.chance(50),
+        table_miss_to_controller: r.chance(30),
     };
     let normal_cfg = NormalConfig {
         aging_ms: 4000,

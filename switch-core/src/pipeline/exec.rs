@@ -205,9 +205,16 @@ impl<'b, 'a> Xlate<'b, 'a> {
                 tr.visit(t as u8, depth, rule.and_then(|r| table.entry(r)));
             }
             let Some(e) = rule.and_then(|r| table.entry(r)) else {
-                self.note(depth, || format!("table {t}: no match, drop"));
                 self.outcome.table_miss_drop = true;
                 self.outcome.missed_table = Some(t as u8);
+                if self.cfg.table_miss_to_controller {
+                    self.note(depth, || format!("table {t}: no match, to the controller"));
+                    self.table_id = t as u8;
+                    self.cookie = u64::MAX;
+                    self.packet_in(PacketInReason::NoMatch, self.cfg.miss_send_len, key, frame);
+                } else {
+                    self.note(depth, || format!("table {t}: no match, drop"));
+                }
                 return;
             };
             if self.count {

@@ -185,6 +185,7 @@ pub fn run(data: &[u8]) {
         n_tables: 4,
         miss_send_len: 128,
         invalid_ttl_to_controller: b.u8() & 1 != 0,
+        table_miss_to_controller: b.u8() & 1 != 0,
     });
     let _ = p.set_max_entries(0, 1 + b.u8() as usize);
     p.set_group_limits(3, 4);
