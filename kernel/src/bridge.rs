@@ -15,8 +15,6 @@ use mgmt::agent::{BridgeCtx, MeterTable, OfAgent, PacketInQueue};
 use mgmt::cmdline::parse_vlan_mode;
 use mgmt::netif::MgmtPort;
 use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
-use switch_core::extract::extract;
-use switch_core::flow::FlowKey;
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::Frame;
 use switch_core::pipeline::{Env, OutputSink, PacketIn, Pipeline, PipelineConfig};
@@ -59,6 +57,8 @@ struct TxSink<'a> {
     packet_ins: &'a mut u64,
     /// The OpenFlow agent's packet-in queue (None before management is up).
     to_controller: Option<&'a mut PacketInQueue>,
+    /// Frames of this batch the datapath dropped as malformed.
+    malformed: &'a mut u64,
 }
 
 impl TxSink<'_> {
@@ -108,7 +108,9 @@ impl DatapathSink<PacketBuf> for TxSink<'_> {
         }
     }
 
-    fn release(&mut self, _frame: PacketBuf, _why: Release) {}
+    fn release(&mut self, _frame: PacketBuf, why: Release) {
+        *self.malformed += (why == Release::Malformed) as u64;
+    }
 }
 
 /// The pipeline's sink for packet-outs (management path): copies into the transmit batches.
@@ -168,7 +170,10 @@ impl Bridge {
             port_table,
             pipeline,
             normal: NormalSwitch::default(),
-            datapath: Datapath::new(DatapathConfig::default()),
+            datapath: Datapath::new(DatapathConfig {
+                drop_malformed: true,
+                ..DatapathConfig::default()
+            }),
             pool,
             rx: PacketBatch::new(),
             tx,
@@ -186,7 +191,6 @@ impl Bridge {
     ) -> usize {
         self.iterations += 1;
         let mut total = 0;
-        let mut scratch = FlowKey::ZERO;
         for i in 0..self.ports.len() {
             let n = self.ports[i].nic.rx_burst(0, &mut self.rx);
             if n == 0 {
@@ -194,18 +198,14 @@ impl Bridge {
             }
             total += n;
             let in_port = self.ports[i].no;
-            // Malformed frames are counted and dropped here, before they reach any cache.
+            // Runts and giants are dropped here; frames the parser finds malformed or truncated
+            // are dropped by the datapath (it parses each frame once) and counted in `release`.
             let mut malformed = 0;
             self.rx.retain(|buf| {
-                let len = buf.data().len();
-                let ok = (MIN_FRAME..=MAX_FRAME).contains(&len) && {
-                    let info = extract(buf.data(), in_port, &mut scratch);
-                    !(info.malformed() || info.truncated())
-                };
+                let ok = (MIN_FRAME..=MAX_FRAME).contains(&buf.data().len());
                 malformed += !ok as u64;
                 ok
             });
-            self.ports[i].rx_malformed += malformed;
             let Bridge {
                 ports,
                 port_table,
@@ -230,8 +230,10 @@ impl Bridge {
                 tx,
                 packet_ins,
                 to_controller: to_controller.as_deref_mut(),
+                malformed: &mut malformed,
             };
             datapath.process_batch(pipeline, &mut env, in_port, rx.drain(..), &mut sink);
+            self.ports[i].rx_malformed += malformed;
             self.flush();
         }
         total
@@ -272,6 +274,7 @@ impl Bridge {
             tx,
             packet_ins,
             to_controller: None,
+            malformed: &mut 0,
         };
         let mut ctx = BridgeCtx {
             pipeline,

@@ -160,6 +160,9 @@ pub enum Release {
     Dropped,
     /// Only copies were sent (floods, several outputs, group buckets, packet-ins).
     Copied,
+    /// Not switched: the frame is malformed or truncated and the datapath drops such frames
+    /// ([`DatapathConfig::drop_malformed`]).
+    Malformed,
 }
 
 /// Where the datapath's results go. Implemented by the kernel over its DMA buffers.
@@ -203,6 +206,10 @@ pub struct DatapathConfig {
     pub resort_every: u64,
     /// Key of the cache hashes (a boot-time random value resists hash flooding).
     pub hash_seed: u64,
+    /// Drop (and count) frames the parser marks malformed or truncated instead of switching them
+    /// on the fields that are present. The appliance sets it; the pipeline's own semantics (and
+    /// the differential test) keep such frames, switched by L2.
+    pub drop_malformed: bool,
 }
 
 impl Default for DatapathConfig {
@@ -216,6 +223,7 @@ impl Default for DatapathConfig {
             max_masks_per_port: 32,
             resort_every: 8192,
             hash_seed: 0x6a09_e667_f3bc_c908,
+            drop_malformed: false,
         }
     }
 }
@@ -235,6 +243,8 @@ impl DatapathConfig {
 pub struct DatapathStats {
     /// Packets received.
     pub packets: u64,
+    /// Dropped as malformed or truncated ([`DatapathConfig::drop_malformed`]).
+    pub malformed: u64,
     /// Served by the megaflow of the previous packet in the batch (same key).
     pub batch_hits: u64,
     /// Served by the exact-match cache.
@@ -359,6 +369,11 @@ impl Datapath {
             let info = extract(frame.data(), in_port, &mut key);
             let len = frame.data().len();
             self.stats.packets += 1;
+            if self.config.drop_malformed && (info.malformed() || info.truncated()) {
+                self.stats.malformed += 1;
+                sink.release(frame, Release::Malformed);
+                continue;
+            }
             let path = self.classify(port, &key, frame.data(), info.l3);
             match path {
                 Path::Hit(slot) => self.execute(slot, pipeline, env, frame, &key, len, sink),

@@ -566,3 +566,43 @@ fn table_statistics_count_cache_hits() {
     assert_eq!(counts(&reference.pipeline), [(0, 12, 12), (1, 12, 6)]);
     assert_eq!(counts(&br.pipeline), counts(&reference.pipeline));
 }
+
+#[test]
+fn malformed_frames_are_dropped_and_counted_only_when_configured() {
+    let good = tcp(A, B, 0x0a00_0001, 0x0a00_0002, 80);
+    let mut bad_ihl = good.clone();
+    bad_ihl[14] = 0x43; // IHL 3: shorter than an IPv4 header
+    let mut bad_len = good.clone();
+    bad_len[16..18].copy_from_slice(&9000u16.to_be_bytes()); // total length past the frame
+
+    // The appliance's setting: malformed frames go back as `Malformed`, never switched.
+    let mut dropping = Bridge::new(
+        2,
+        normal_pipeline(),
+        DatapathConfig {
+            drop_malformed: true,
+            ..DatapathConfig::default()
+        },
+    );
+    let mut sink = Sink::default();
+    dropping.send(
+        1,
+        &[bad_ihl.clone(), good.clone(), bad_len.clone()],
+        &mut sink,
+    );
+    assert_eq!(
+        sink.released,
+        [Release::Malformed, Release::Copied, Release::Malformed],
+        "the good frame floods (copy), the two bad ones are dropped"
+    );
+    assert_eq!(sink.out.len(), 1);
+    assert_eq!(dropping.dp.stats().malformed, 2);
+
+    // The pipeline's own semantics (the default): switched by the fields that are present.
+    let mut switching = Bridge::new(2, normal_pipeline(), DatapathConfig::default());
+    let mut sink = Sink::default();
+    switching.send(1, &[bad_ihl, bad_len], &mut sink);
+    assert!(!sink.released.contains(&Release::Malformed));
+    assert_eq!(sink.out.len(), 2, "flooded by L2");
+    assert_eq!(switching.dp.stats().malformed, 0);
+}
