@@ -114,6 +114,9 @@ pub struct AgentConfig {
     /// Whether passive (`ptcp:`) connections get asynchronous messages without asking. Open
     /// vSwitch: no, until they set a non-zero `miss_send_len` with `SET_CONFIG`.
     pub passive_async: bool,
+    /// OpenFlow versions offered (bit `v` = wire version `v`, OVSDB `Bridge.protocols`);
+    /// 0 = every version the switch speaks.
+    pub versions: u32,
 }
 
 impl FailMode {
@@ -157,6 +160,7 @@ impl Default for AgentConfig {
             max_backlog: 4 * 1024 * 1024,
             max_meters: 1024,
             passive_async: false,
+            versions: 0,
         }
     }
 }
@@ -450,7 +454,42 @@ impl OfAgent {
             echo_interval_ms: self.config.echo_interval_ms,
             echo_timeout_ms: self.config.echo_timeout_ms,
             info: self.info.clone(),
+            versions: match self.config.versions {
+                0 => SessionConfig::default().versions,
+                v => v,
+            },
             ..SessionConfig::default()
+        }
+    }
+
+    /// Changes the OpenFlow versions offered (`Bridge.protocols`; 0 = all). Connections that
+    /// negotiated a version no longer allowed are closed, as Open vSwitch reconnects them.
+    pub fn set_versions(&mut self, versions: u32) {
+        if versions == self.config.versions {
+            return;
+        }
+        self.config.versions = versions;
+        let allowed = self.session_config().versions;
+        for c in self.conns.iter_mut() {
+            if let Some(v) = c.session.version()
+                && allowed & (1 << v) == 0
+            {
+                log::info!(
+                    "openflow: connection {}: version {v} no longer allowed",
+                    c.id
+                );
+                c.closing = true;
+            }
+        }
+    }
+
+    /// Sets a fixed datapath id (`other_config:datapath-id`), or `None` for the one derived
+    /// from the ports' MACs. Takes effect in features replies at the next port check.
+    pub fn set_datapath_id(&mut self, dpid: Option<u64>) {
+        if self.config.datapath_id != dpid {
+            self.config.datapath_id = dpid;
+            // Forces the next port check to recompute the id (the port list is unchanged).
+            self.ports_generation = self.ports_generation.map(|g| g.wrapping_sub(1));
         }
     }
 
@@ -764,6 +803,12 @@ impl OfAgent {
             return;
         }
         self.config.has_controllers = has;
+        self.flush(ctx);
+    }
+
+    /// A new bridge (OVSDB `del-br` then `add-br`, or the running bridge replaced): flows,
+    /// groups and meters go, and the bridge starts over as the fail mode and controllers say.
+    pub fn reset_bridge(&mut self, ctx: &mut BridgeCtx<'_>) {
         self.flush(ctx);
     }
 

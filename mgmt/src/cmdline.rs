@@ -54,6 +54,12 @@ pub struct BootSettings {
     pub stats_interval_s: u32,
     /// What the bridge does without a controller (`fail_mode=secure|standalone`).
     pub fail_mode: crate::agent::FailMode,
+    /// The bridge created at first boot (empty configuration database) with every data NIC
+    /// as a port (`bridge=NAME`, default `br0`; `bridge=none` creates no bridge).
+    pub bootstrap_bridge: Option<String>,
+    /// Format the configuration disk even if it holds something that is not an ironflow
+    /// configuration (`config.format=1`): without it a foreign or corrupt disk is left alone.
+    pub config_format: bool,
 }
 
 impl Default for BootSettings {
@@ -70,6 +76,8 @@ impl Default for BootSettings {
             port_vlans: Vec::new(),
             stats_interval_s: 5,
             fail_mode: crate::agent::FailMode::Standalone,
+            bootstrap_bridge: Some(String::from("br0")),
+            config_format: false,
         }
     }
 }
@@ -153,6 +161,22 @@ impl BootSettings {
                     valid
                 }
                 "stats" => value.parse().map(|n| s.stats_interval_s = n).is_ok(),
+                "bridge" => match value {
+                    "none" => {
+                        s.bootstrap_bridge = None;
+                        true
+                    }
+                    v if !v.is_empty()
+                        && v.len() <= 15
+                        && v.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+                    {
+                        s.bootstrap_bridge = Some(v.to_string());
+                        true
+                    }
+                    _ => false,
+                },
+                "config.format" => parse_bool(value).map(|b| s.config_format = b).is_some(),
                 "fail_mode" => crate::agent::FailMode::from_name(value)
                     .map(|m| s.fail_mode = m)
                     .is_some(),
@@ -223,7 +247,8 @@ mod tests {
     fn parses_every_setting() {
         let (s, w) = BootSettings::parse(
             "log=debug exit_after_ready=1 on_panic=exit test.crash=pagefault mgmt.ip=10.0.2.15/24 \
-             mgmt.gw=10.0.2.2 mgmt.nic=00:03.0 controller=tcp:10.0.2.2:6653 port.2.vlan=10 stats=0 fail_mode=secure",
+             mgmt.gw=10.0.2.2 mgmt.nic=00:03.0 controller=tcp:10.0.2.2:6653 port.2.vlan=10 stats=0 fail_mode=secure \
+             bridge=sw-1 config.format=1",
         );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.log_level, log::LevelFilter::Debug);
@@ -243,17 +268,20 @@ mod tests {
         assert_eq!(s.port_vlans, [(2, "10".to_string())]);
         assert_eq!(s.stats_interval_s, 0);
         assert_eq!(s.fail_mode, crate::agent::FailMode::Secure);
+        assert_eq!(s.bootstrap_bridge.as_deref(), Some("sw-1"));
+        assert!(s.config_format);
+        assert_eq!(BootSettings::parse("bridge=none").0.bootstrap_bridge, None);
     }
 
     #[test]
     fn bad_words_warn_and_keep_defaults() {
         let (s, w) = BootSettings::parse(
             "log=loud on_panic=explode mgmt.ip=300.1.1.1/24 mgmt.ip=1.2.3.4/33 controller=udp:x \
-             mgmt.nic=zz frobnicate=1 quiet BOOT_IMAGE=/boot/x",
+             mgmt.nic=zz bridge=a/b frobnicate=1 quiet BOOT_IMAGE=/boot/x",
         );
         assert_eq!(s, BootSettings::default());
-        assert_eq!(w.len(), 7, "{w:?}");
-        assert!(w[6].contains("frobnicate"));
+        assert_eq!(w.len(), 8, "{w:?}");
+        assert!(w[7].contains("frobnicate"));
     }
 
     #[test]

@@ -9,5 +9,6 @@ extern crate std;
 
 pub mod agent;
 pub mod cmdline;
+pub mod config;
 pub mod netif;
 pub mod openflow;
