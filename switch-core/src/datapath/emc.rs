@@ -142,7 +142,7 @@ pub(crate) fn key_hash(key: &FlowKey, seed: u64) -> u64 {
         seed ^ 0xa409_3822_299f_31d0,
         seed ^ 0x082e_fa98_ec4e_6c89,
     ];
-    for c in key.w.chunks_exact(4) {
+    for c in key.w.as_chunks::<4>().0 {
         for l in 0..4 {
             a[l] = (a[l] ^ c[l]).wrapping_mul(K).rotate_left(23);
         }

@@ -20,19 +20,17 @@ pub const fn fold(mut sum: u64) -> u16 {
 /// padded with zero), folded to 16 bits.
 pub fn data(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        let w = u64::from_be_bytes(a);
+    let (words, rest) = data.as_chunks::<8>();
+    for c in words {
+        let w = u64::from_be_bytes(*c);
         // Add the four 16-bit words of `w` as two 32-bit halves: carries stay in range.
         acc += (w >> 32) + (w & 0xffff_ffff);
     }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for c in &mut rest {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    let (pairs, odd) = rest.as_chunks::<2>();
+    for c in pairs {
+        acc += u64::from(u16::from_be_bytes(*c));
     }
-    if let [b] = rest.remainder() {
+    if let [b] = odd {
         acc += u64::from(*b) << 8;
     }
     fold(acc)
