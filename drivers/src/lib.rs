@@ -10,4 +10,5 @@ pub mod pci;
 
 pub mod dma;
 pub mod nic;
+pub mod mlx5;
 pub mod virtio_net;
