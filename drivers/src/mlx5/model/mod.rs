@@ -95,6 +95,10 @@ pub struct Faults {
     pub cq_full: bool,
     /// The next send completes with an error CQE (syndrome local protection).
     pub tx_error_next: bool,
+    /// QUERY_PAGES answers this many pages fewer than the device needs.
+    pub underreport_pages: i32,
+    /// The device dies (all ones) when a command with this opcode is posted.
+    pub die_on_opcode: Option<u16>,
 }
 
 /// One command as the device saw it.
@@ -460,6 +464,9 @@ impl Model {
             return;
         }
         let (delivery, record) = self.deliver(&mut entry);
+        if self.faults.dead {
+            return;
+        }
         if let Some(rec) = record {
             if self.faults.hang_opcode == Some(rec.opcode) {
                 self.log.push(rec);
@@ -532,6 +539,10 @@ impl Model {
         }
         let opcode = hdr::OPCODE.get(&input) as u16;
         let op_mod = hdr::OP_MOD.get(&input) as u16;
+        if self.faults.die_on_opcode == Some(opcode) {
+            self.faults.dead = true;
+            return (0, None);
+        }
         // Output mailboxes must be pre-chained: validate before answering.
         let out_mbox = read_be64(entry, ce::OUT_MBOX);
         if out_len > ce::INLINE_LEN {
@@ -648,6 +659,7 @@ impl Model {
                     3 => self.config.regular_pages,
                     _ => return Err(BAD_PARAM),
                 };
+                let n = (n - self.faults.underreport_pages).max(0);
                 self.pages_owed = n;
                 query_pages_out::NUM_PAGES.set(&mut o, n as u32);
             }
