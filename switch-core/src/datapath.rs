@@ -742,12 +742,13 @@ impl Datapath {
     pub fn dump_flows(&self, now_ms: u64) -> String {
         let mut s = String::new();
         for m in self.flows.flows.iter().filter(|m| m.live) {
-            let mask = &self.flows.subtables[m.subtable as usize].mask;
+            let st = &self.flows.subtables[m.subtable as usize];
+            let (key, mask) = (st.key_of(m.row), &st.mask);
             let used = now_ms.saturating_sub(m.used_ms);
             let _ = writeln!(
                 s,
                 "{}, packets:{}, bytes:{}, used:{}.{:03}s, age:{}s{}, actions:{}",
-                MatchDisplay { key: &m.key, mask },
+                MatchDisplay { key: &key, mask },
                 m.packets + m.pending_packets as u64,
                 m.bytes + m.pending_bytes,
                 used / 1000,

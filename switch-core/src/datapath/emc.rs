@@ -153,12 +153,16 @@ pub(crate) fn key_hash(key: &FlowKey, seed: u64) -> u64 {
 /// Hash of the words of `key` under a mask, given as `(word, mask)` pairs. Keyed by `seed`.
 #[inline]
 pub(crate) fn masked_hash(key: &FlowKey, words: &[(u8, u64)], seed: u64) -> u64 {
+    words_hash(words.iter().map(|&(i, m)| key.w[i as usize & 15] & m), seed)
+}
+
+/// [`masked_hash`] of the masked words themselves (a subtable's packed row).
+#[inline]
+pub(crate) fn words_hash(words: impl Iterator<Item = u64>, seed: u64) -> u64 {
     const K: u64 = 0x9fb2_1c65_1e98_df25;
     let mut h = seed ^ 0x5851_f42d_4c95_7f2d;
-    for &(i, m) in words {
-        h = (h ^ (key.w[i as usize & 15] & m))
-            .wrapping_mul(K)
-            .rotate_left(29);
+    for w in words {
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
     }
     finish(h)
 }

@@ -20,10 +20,8 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use hashbrown::HashTable;
-
 use super::actions::DpOp;
-use super::emc::masked_hash;
+use super::emc::{masked_hash, words_hash};
 use crate::flow::{Field, FlowKey, KEY_WORDS};
 use crate::port::PortNo;
 use crate::table::EntryId;
@@ -89,13 +87,13 @@ pub(crate) struct Megaflow {
     pub used_ms: u64,
     /// The whole treatment is "send the packet out of this port" (`ops` not needed).
     pub single_output: Option<(PortNo, Option<u32>)>,
-    /// The masked key.
-    pub key: FlowKey,
     pub normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
     pub entries: heapless::Vec<EntryId, INLINE_ENTRIES>,
     /// The table the translation found no entry in, if any (credited a lookup on hits).
     pub missed_table: Option<u8>,
     pub hash: u64,
+    /// Its row in the subtable (which holds the masked key).
+    pub row: u32,
     pub in_port: PortNo,
     pub ops: Box<[DpOp]>,
     pub entries_more: Box<[EntryId]>,
@@ -111,13 +109,78 @@ impl Megaflow {
     }
 }
 
-/// One mask's hash table.
+/// Ways per hash bucket: a bucket is one cache line of 8 signatures and 8 row numbers.
+const WAYS: usize = 8;
+/// A way that never held an entry: a probe that meets one stops.
+const EMPTY: u32 = u32::MAX;
+/// A way whose entry was removed from a bucket that had no empty way (probes go on past it).
+const TOMB: u32 = u32::MAX - 1;
+/// The first word of a free row.
+const FREE_ROW: u64 = u64::MAX;
+
+/// One cache line of a subtable's hash index: `sig[j]` is the low 32 bits of the hash of the
+/// entry in row `row[j]`. The high bits choose the bucket (linear probing over buckets).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct Bucket {
+    sig: [u32; WAYS],
+    row: [u32; WAYS],
+}
+
+impl Bucket {
+    /// Bit `j` set where way `j`'s signature is `sig` (branch-free: the compiler vectorizes it).
+    #[inline]
+    fn sig_matches(&self, sig: u32) -> u32 {
+        let mut m = 0;
+        for j in 0..WAYS {
+            m |= ((self.sig[j] == sig) as u32) << j;
+        }
+        m
+    }
+
+    /// Whether some way never held an entry (a probe stops here).
+    #[inline]
+    fn has_empty(&self) -> bool {
+        let mut e = false;
+        for j in 0..WAYS {
+            e |= self.row[j] == EMPTY;
+        }
+        e
+    }
+}
+
+const VACANT_BUCKET: Bucket = Bucket {
+    sig: [0; WAYS],
+    row: [EMPTY; WAYS],
+};
+
+/// One cache line of packed rows.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub [u64; 8]);
+
+/// One mask's hash table: a bucket index (`hash → row`) over a dense array of rows, each row
+/// the megaflow's slot followed by only the key words the mask has (`key & mask`, word by
+/// word), packed per subtable. A hit reads one bucket line and one row line (rows of up to 7
+/// mask words never straddle a line: the row stride is a power of two), both addressable from
+/// the hash alone, so a batch can issue them a stage ahead ([`Subtable::bucket_of`],
+/// [`Subtable::row_line`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Subtable {
     pub mask: FlowKey,
     /// Non-zero words of the mask: `(index, mask word)`.
     pub words: heapless::Vec<(u8, u64), KEY_WORDS>,
-    pub table: HashTable<u32>,
+    /// Words per row: 1 (slot) + `words.len()`, rounded up to a power of two (then to lines).
+    stride: usize,
+    buckets: Vec<Bucket>,
+    rows: Vec<Line>,
+    free_rows: Vec<u32>,
+    /// Rows ever allocated (live or free).
+    n_rows: usize,
+    /// Live entries.
+    len: usize,
+    /// Ways in use: live entries plus tombstones.
+    used: usize,
     /// Hits since the last re-sort (decayed then).
     pub hits: u64,
     pub live: bool,
@@ -131,13 +194,229 @@ impl Subtable {
                 let _ = words.push((i as u8, m));
             }
         }
+        let stride = (1 + words.len()).next_power_of_two();
+        let stride = if stride > 8 {
+            stride.div_ceil(8) * 8
+        } else {
+            stride
+        };
         Subtable {
             mask,
             words,
-            table: HashTable::new(),
+            stride,
+            buckets: Vec::new(),
+            rows: Vec::new(),
+            free_rows: Vec::new(),
+            n_rows: 0,
+            len: 0,
+            used: 0,
             hits: 0,
             live: true,
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn word(&self, i: usize) -> u64 {
+        self.rows[i >> 3].0[i & 7]
+    }
+
+    #[inline]
+    fn set_word(&mut self, i: usize, v: u64) {
+        self.rows[i >> 3].0[i & 7] = v;
+    }
+
+    /// The bucket a probe for `hash` starts at (for a prefetch), if the table has any.
+    #[allow(dead_code)] // for the batched lookup
+    #[inline]
+    pub fn bucket_of(&self, hash: u64) -> Option<&Bucket> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let b = (hash >> 32) as usize & (self.buckets.len() - 1);
+        Some(&self.buckets[b])
+    }
+
+    /// The line holding the start of `row` (for a prefetch).
+    #[allow(dead_code)] // for the batched lookup
+    #[inline]
+    pub fn row_line(&self, row: u32) -> &Line {
+        &self.rows[(row as usize * self.stride) >> 3]
+    }
+
+    /// The first row in `hash`'s home bucket whose signature matches: the likely entry (a
+    /// batch stage prefetches its row; [`find`](Self::find) is the full answer).
+    #[allow(dead_code)] // for the batched lookup
+    #[inline]
+    pub fn candidate(&self, hash: u64) -> Option<u32> {
+        let b = self.bucket_of(hash)?;
+        let hits = b.sig_matches(hash as u32);
+        let r = b.row[hits.trailing_zeros() as usize & (WAYS - 1)];
+        (hits != 0 && r < TOMB).then_some(r)
+    }
+
+    /// The slot of `row` if its key words equal `key & mask`.
+    #[inline]
+    pub fn row_matches(&self, row: u32, key: &FlowKey) -> Option<u32> {
+        let base = row as usize * self.stride;
+        let mut diff = 0;
+        let first = if self.stride <= 8 {
+            // The whole row is in one line.
+            let line = &self.rows[base >> 3].0;
+            let off = base & 7;
+            for (k, &(i, m)) in self.words.iter().enumerate() {
+                diff |= (key.w[i as usize & 15] & m) ^ line[(off + 1 + k) & 7];
+            }
+            line[off]
+        } else {
+            for (k, &(i, m)) in self.words.iter().enumerate() {
+                diff |= (key.w[i as usize & 15] & m) ^ self.word(base + 1 + k);
+            }
+            self.word(base)
+        };
+        (diff == 0 && first != FREE_ROW).then_some(first as u32)
+    }
+
+    /// The slot of the megaflow whose masked key equals `key & mask` (`hash`: its
+    /// [`masked_hash`]).
+    #[inline]
+    pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let nb = self.buckets.len();
+        if nb == 0 {
+            return None;
+        }
+        let sig = hash as u32;
+        let mut b = (hash >> 32) as usize & (nb - 1);
+        for _ in 0..nb {
+            let bucket = &self.buckets[b];
+            let mut hits = bucket.sig_matches(sig);
+            while hits != 0 {
+                let j = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                let r = bucket.row[j];
+                if r < TOMB
+                    && let Some(slot) = self.row_matches(r, key)
+                {
+                    return Some(slot);
+                }
+            }
+            if bucket.has_empty() {
+                return None;
+            }
+            b = (b + 1) & (nb - 1);
+        }
+        None
+    }
+
+    /// Adds the entry `key & mask` → `slot` (not present yet). Returns its row.
+    fn insert(&mut self, hash: u64, key: &FlowKey, slot: u32, seed: u64) -> u32 {
+        let ways = self.buckets.len() * WAYS;
+        if (self.used + 1) * 4 > ways * 3 {
+            // Over 3/4 full (tombstones count): double, or only clean up if tombstones are
+            // most of it.
+            let n = if (self.len + 1) * 8 > ways * 3 {
+                (self.buckets.len() * 2).max(1)
+            } else {
+                self.buckets.len()
+            };
+            self.rehash(n, seed);
+        }
+        let row = match self.free_rows.pop() {
+            Some(r) => r,
+            None => {
+                let r = self.n_rows;
+                self.n_rows += 1;
+                while self.rows.len() * 8 < self.n_rows * self.stride {
+                    self.rows.push(Line([FREE_ROW; 8]));
+                }
+                r as u32
+            }
+        };
+        let base = row as usize * self.stride;
+        self.set_word(base, slot as u64);
+        for k in 0..self.words.len() {
+            let (i, m) = self.words[k];
+            self.set_word(base + 1 + k, key.w[i as usize & 15] & m);
+        }
+        self.place(hash, row);
+        self.len += 1;
+        row
+    }
+
+    /// Puts `row` into the first free or dead way of `hash`'s probe sequence.
+    fn place(&mut self, hash: u64, row: u32) {
+        let nb = self.buckets.len();
+        let sig = hash as u32;
+        let mut b = (hash >> 32) as usize & (nb - 1);
+        loop {
+            let bucket = &mut self.buckets[b];
+            if let Some(j) = (0..WAYS).find(|&j| bucket.row[j] >= TOMB) {
+                if bucket.row[j] == EMPTY {
+                    self.used += 1;
+                }
+                bucket.row[j] = row;
+                bucket.sig[j] = sig;
+                return;
+            }
+            b = (b + 1) & (nb - 1);
+        }
+    }
+
+    /// Removes the entry in `row` (`hash`: its hash).
+    fn remove(&mut self, hash: u64, row: u32) {
+        let nb = self.buckets.len();
+        if nb == 0 {
+            return;
+        }
+        let mut b = (hash >> 32) as usize & (nb - 1);
+        for _ in 0..nb {
+            let bucket = &mut self.buckets[b];
+            if let Some(j) = (0..WAYS).find(|&j| bucket.row[j] == row) {
+                // A bucket with an empty way never sent a probe on: its ways can be emptied.
+                if bucket.row.contains(&EMPTY) {
+                    bucket.row[j] = EMPTY;
+                    self.used -= 1;
+                } else {
+                    bucket.row[j] = TOMB;
+                }
+                let base = row as usize * self.stride;
+                self.set_word(base, FREE_ROW);
+                self.free_rows.push(row);
+                self.len -= 1;
+                return;
+            }
+            if bucket.row.contains(&EMPTY) {
+                return;
+            }
+            b = (b + 1) & (nb - 1);
+        }
+    }
+
+    /// Rebuilds the bucket index with `n` buckets (a power of two), dropping tombstones.
+    fn rehash(&mut self, n: usize, seed: u64) {
+        self.buckets = alloc::vec![VACANT_BUCKET; n];
+        self.used = 0;
+        for row in 0..self.n_rows {
+            let base = row * self.stride;
+            if self.word(base) == FREE_ROW {
+                continue;
+            }
+            let h = words_hash((0..self.words.len()).map(|k| self.word(base + 1 + k)), seed);
+            self.place(h, row as u32);
+        }
+    }
+
+    /// The masked key of `row`.
+    pub fn key_of(&self, row: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        let base = row as usize * self.stride;
+        for (n, &(i, _)) in self.words.iter().enumerate() {
+            k.w[i as usize & 15] = self.word(base + 1 + n);
+        }
+        k
     }
 }
 
@@ -245,11 +524,7 @@ impl MegaflowTable {
             let st = &mut self.subtables[id as usize];
             searched += 1;
             let h = masked_hash(key, &st.words, seed);
-            let flows = &self.flows;
-            if let Some(&slot) = st
-                .table
-                .find(h, |&s| st_matches(&st.words, key, &flows[s as usize].key))
-            {
+            if let Some(slot) = st.find(h, key) {
                 st.hits += 1;
                 found = Some(slot);
                 break;
@@ -353,10 +628,7 @@ impl MegaflowTable {
         let port = self.port_index_or_add(in_port);
         let st_id = self.subtable_for(port, wc);
         let seed = self.limits.seed;
-        let (masked, hash) = {
-            let st = &self.subtables[st_id as usize];
-            (key.masked(&st.mask), masked_hash(key, &st.words, seed))
-        };
+        let hash = masked_hash(key, &self.subtables[st_id as usize].words, seed);
         let split = all_entries.len().min(INLINE_ENTRIES);
         let entries = heapless::Vec::from_slice(&all_entries[..split]).unwrap_or_default();
         let entries_more: Box<[EntryId]> = Box::from(&all_entries[split..]);
@@ -367,13 +639,7 @@ impl MegaflowTable {
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1).max(1);
         // Replace in place.
-        let existing = {
-            let st = &self.subtables[st_id as usize];
-            let flows = &self.flows;
-            st.table
-                .find(hash, |&s| flows[s as usize].key == masked)
-                .copied()
-        };
+        let existing = self.subtables[st_id as usize].find(hash, key);
         if let Some(slot) = existing {
             let m = &mut self.flows[slot as usize];
             m.ops = ops;
@@ -394,8 +660,8 @@ impl MegaflowTable {
             self.evict_one();
         }
         let mf = Megaflow {
-            key: masked,
             hash,
+            row: 0,
             subtable: st_id,
             in_port,
             ops,
@@ -428,10 +694,8 @@ impl MegaflowTable {
             }
         };
         self.len += 1;
-        let flows = &self.flows;
-        self.subtables[st_id as usize]
-            .table
-            .insert_unique(hash, slot, |&s| flows[s as usize].hash);
+        let row = self.subtables[st_id as usize].insert(hash, key, slot, seed);
+        self.flows[slot as usize].row = row;
         (slot, serial)
     }
 
@@ -448,16 +712,15 @@ impl MegaflowTable {
         m.entries.clear();
         m.entries_more = Box::new([]);
         m.normal.clear();
-        let (hash, st_id, in_port) = (m.hash, m.subtable, m.in_port);
+        let (hash, st_id, in_port, row) = (m.hash, m.subtable, m.in_port, m.row);
         self.len -= 1;
         self.free.push(slot);
         let st = &mut self.subtables[st_id as usize];
-        if let Ok(e) = st.table.find_entry(hash, |&s| s == slot) {
-            e.remove();
-        }
-        if st.table.is_empty() {
+        st.remove(hash, row);
+        if st.is_empty() {
             st.live = false;
-            st.table = HashTable::new();
+            *st = Subtable::new(FlowKey::ZERO);
+            st.live = false;
             self.free_subtables.push(st_id);
             if let Some(p) = self.port_index(in_port) {
                 self.ports[p].order.retain(|&id| id != st_id);
@@ -505,16 +768,6 @@ impl MegaflowTable {
     }
 }
 
-#[inline]
-fn st_matches(words: &[(u8, u64)], key: &FlowKey, mf: &FlowKey) -> bool {
-    let mut diff = 0;
-    for &(i, m) in words {
-        let i = i as usize & 15;
-        diff |= (key.w[i] & m) ^ mf.w[i];
-    }
-    diff == 0
-}
-
 /// `mask` widened to whole fields: every field with a bit in `mask` gets all its bits.
 fn whole_fields(mask: &FlowKey) -> FlowKey {
     let mut out = FlowKey::ZERO;
@@ -535,4 +788,64 @@ fn whole_fields(mask: &FlowKey) -> FlowKey {
 /// Whether `wide` has every bit of `narrow`.
 fn covers(wide: &FlowKey, narrow: &FlowKey) -> bool {
     wide.w.iter().zip(narrow.w.iter()).all(|(w, n)| n & !w == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The bucket index against a map, through growth, removals (tombstones in full buckets,
+    /// emptied ways elsewhere) and row reuse; at 3/4 load some buckets overflow into the next.
+    #[test]
+    fn subtable_index_matches_a_map() {
+        let mut mask = FlowKey::ZERO;
+        mask.w[1] = u64::MAX;
+        mask.w[5] = 0xffff;
+        let mut st = Subtable::new(mask);
+        let seed = 7;
+        let mut model: HashMap<(u64, u64), u32> = HashMap::new();
+        let mut rows: HashMap<u32, (u64, u32)> = HashMap::new();
+        let mut x = 0x1234_5678u64;
+        let mut key = FlowKey::ZERO;
+        for step in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            key.w[1] = x % 3000;
+            key.w[5] = 0x1_0000 | ((x >> 40) % 3); // high bits masked off
+            let k = (key.w[1], key.w[5] & 0xffff);
+            let hash = if step % 2 == 0 {
+                masked_hash(&key, &st.words, seed)
+            } else {
+                words_hash([k.0, k.1].into_iter(), seed)
+            };
+            assert_eq!(hash, masked_hash(&key, &st.words, seed));
+            let found = st.find(hash, &key);
+            assert_eq!(found, model.get(&k).copied(), "step {step}");
+            match found {
+                Some(slot) if x.is_multiple_of(3) => {
+                    let (h, row) = rows.remove(&slot).unwrap();
+                    st.remove(h, row);
+                    model.remove(&k);
+                }
+                None => {
+                    let row = st.insert(hash, &key, step, seed);
+                    assert_eq!(st.key_of(row), key.masked(&mask));
+                    model.insert(k, step);
+                    rows.insert(step, (hash, row));
+                }
+                _ => {}
+            }
+            assert_eq!(st.len, model.len());
+        }
+        for (&slot, &(h, row)) in &rows {
+            let k = st.key_of(row);
+            assert_eq!(st.find(h, &k), Some(slot));
+            if let Some(r) = st.candidate(h) {
+                // The home bucket's first signature match (overflowed entries are not there).
+                assert!(r == row || st.row_matches(r, &k).is_none());
+            }
+        }
+    }
 }
