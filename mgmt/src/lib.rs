@@ -12,3 +12,4 @@ pub mod cmdline;
 pub mod config;
 pub mod netif;
 pub mod openflow;
+pub mod ovsdb;

@@ -10,9 +10,10 @@
 //! - [`plan`] is the pure binding step (host-tested): interface names to NICs, `ofport_request`
 //!   and previous numbers honoured, errors as Open vSwitch words them in `Interface.error`.
 
-//TMP pub mod ovsdb;
+//TMP pub mod disk_journal;
+pub mod ovsdb;
 pub mod plan;
-//TMP pub mod service;
+pub mod service;
 
 use alloc::string::String;
 use alloc::vec::Vec;
