@@ -13,3 +13,4 @@ pub mod config;
 pub mod netif;
 pub mod openflow;
 pub mod ovsdb;
+pub mod store;
