@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod health;
 pub mod init;
 pub mod layouts;
+#[cfg(any(test, feature = "mlx5-model"))]
 pub mod model;
 pub mod port;
 pub mod queues;
@@ -58,6 +59,20 @@ pub fn probe(function: &PciFunction) -> Option<&'static str> {
         .iter()
         .find(|(id, _)| *id == function.device)
         .map(|(_, name)| *name)
+}
+
+/// Turns on memory decoding and bus mastering (and INTx off: the driver polls) for an mlx5
+/// function before its BAR0 is used.
+pub fn enable_pci_function<C: crate::pci::ConfigurationAccess>(
+    root: &mut crate::pci::PciRoot<C>,
+    function: crate::pci::DeviceFunction,
+) {
+    use virtio_drivers::transport::pci::bus::Command;
+    let (_, command) = root.get_status_command(function);
+    root.set_command(
+        function,
+        command | Command::MEMORY_SPACE | Command::BUS_MASTER | Command::INTERRUPT_DISABLE,
+    );
 }
 
 /// Hardware access for one mlx5 PCI function.

@@ -5,7 +5,7 @@
 
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use alloc::boxed::Box;
-use alloc::vec::Vec;
+use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dma::{DmaAllocator, DmaRegion, PAGE_SIZE};
@@ -15,7 +15,8 @@ pub const PHYS_OFFSET: u64 = 1 << 52;
 
 /// Host memory the model can reach by physical address.
 pub struct ModelDma {
-    regions: spin::Mutex<Vec<DmaRegion>>,
+    /// Live regions by physical start address.
+    regions: spin::Mutex<BTreeMap<u64, DmaRegion>>,
     /// Device accesses outside every live region.
     pub bad_accesses: AtomicU64,
     /// Allocations refused on purpose after this many pages (u64::MAX: no limit).
@@ -27,7 +28,7 @@ impl ModelDma {
     /// A fresh allocator that lives for the rest of the process (the trait wants `'static`).
     pub fn leak() -> &'static ModelDma {
         Box::leak(Box::new(ModelDma {
-            regions: spin::Mutex::new(Vec::new()),
+            regions: spin::Mutex::new(BTreeMap::new()),
             bad_accesses: AtomicU64::new(0),
             page_limit: AtomicU64::new(u64::MAX),
             pages_live: AtomicU64::new(0),
@@ -42,10 +43,8 @@ impl ModelDma {
     fn find(&self, pa: u64, len: usize) -> Option<usize> {
         let regions = self.regions.lock();
         let end = pa.checked_add(len as u64)?;
-        regions
-            .iter()
-            .find(|r| pa >= r.phys && end <= r.phys + r.len as u64)
-            .map(|r| r.virt + (pa - r.phys) as usize)
+        let (_, r) = regions.range(..=pa).next_back()?;
+        (end <= r.phys + r.len as u64).then(|| r.virt + (pa - r.phys) as usize)
     }
 
     /// Device read of `out.len()` bytes at physical `pa`; false (and zeros) if out of range.
@@ -116,15 +115,15 @@ impl DmaAllocator for ModelDma {
             virt: ptr as usize,
             len: pages * PAGE_SIZE,
         };
-        self.regions.lock().push(region);
+        self.regions.lock().insert(region.phys, region);
         self.pages_live.fetch_add(pages as u64, Ordering::Relaxed);
         Some(region)
     }
 
     unsafe fn dealloc(&self, region: DmaRegion) {
         let mut regions = self.regions.lock();
-        if let Some(i) = regions.iter().position(|r| *r == region) {
-            regions.swap_remove(i);
+        if regions.get(&region.phys) == Some(&region) {
+            regions.remove(&region.phys);
             drop(regions);
             self.pages_live
                 .fetch_sub(region.pages() as u64, Ordering::Relaxed);

@@ -104,11 +104,17 @@ pub struct Faults {
 /// One command as the device saw it.
 #[derive(Clone, Debug)]
 pub struct CommandRecord {
+    /// The 64-byte entry as the driver posted it (before the device wrote its output).
+    pub entry: [u8; ce::SIZE],
+    /// Whether a [`Responder`] supplied the output.
+    pub replayed: bool,
     pub opcode: u16,
     pub op_mod: u16,
     pub input: Vec<u8>,
     pub output: Vec<u8>,
     pub delivery: u8,
+    /// The entry's token.
+    pub token: u8,
 }
 
 /// Answers a command instead of the model (golden replay): `Some(output)` or fall through.
@@ -222,6 +228,10 @@ pub struct Model {
     pub promisc: bool,
     pub admin_mtu: u16,
     pub link_up: bool,
+    /// Send doorbells are queued instead of processed at once; [`Model::run_deferred_tx`]
+    /// processes them (benchmarks time the driver's side alone this way).
+    pub defer_tx: bool,
+    deferred_tx: Vec<(u32, u32)>,
     /// Pages the firmware asked for by event and not yet received (negative: to return).
     pub pages_requested: i32,
 }
@@ -269,6 +279,8 @@ impl ModelHandle {
             promisc: false,
             admin_mtu: 0,
             link_up: false,
+            defer_tx: false,
+            deferred_tx: Vec::new(),
             pages_requested: 0,
         })))
     }
@@ -375,7 +387,10 @@ impl Model {
             init_seg::CMDIF_REV_FW_SUB => (init_seg::CMDIF_REV << 16) | u32::from(sub),
             init_seg::CMDQ_ADDR_H => self.cmdq_h,
             init_seg::CMDQ_ADDR_L_SZ => {
-                (self.cmdq as u32 & !0xfff) | (u32::from(self.faults.nic_interface & 7) << 8) | (5 << 4) | 6
+                (self.cmdq as u32 & !0xfff)
+                    | (u32::from(self.faults.nic_interface & 7) << 8)
+                    | (5 << 4)
+                    | 6
             }
             init_seg::INITIALIZING => {
                 if self.initializing_reads > 0 {
@@ -385,7 +400,9 @@ impl Model {
                     0
                 }
             }
-            init_seg::HEALTH_FW_VER => (u32::from(maj) << 24) | (u32::from(min) << 16) | u32::from(sub),
+            init_seg::HEALTH_FW_VER => {
+                (u32::from(maj) << 24) | (u32::from(min) << 16) | u32::from(sub)
+            }
             init_seg::HEALTH_SYND => u32::from(self.faults.health_synd) << 16,
             init_seg::HEALTH_RFR_SEVERITY => {
                 if self.faults.health_synd != 0 {
@@ -439,6 +456,14 @@ impl Model {
         }
     }
 
+    /// Processes the send doorbells queued while [`Model::defer_tx`] was set.
+    pub fn run_deferred_tx(&mut self) {
+        let queued = core::mem::take(&mut self.deferred_tx);
+        for (sqn, uar_idx) in queued {
+            self.transmit(sqn, uar_idx);
+        }
+    }
+
     fn write_reg64(&mut self, offset: usize, value: u64) {
         if self.faults.dead || offset < uar::PAGE {
             return;
@@ -448,7 +473,11 @@ impl Model {
         if (uar::BF..uar::PAGE).contains(&reg_off) {
             self.stats.tx_doorbells += 1;
             let sqn = (value as u32) >> 8;
-            self.transmit(sqn, uar_idx);
+            if self.defer_tx {
+                self.deferred_tx.push((sqn, uar_idx));
+            } else {
+                self.transmit(sqn, uar_idx);
+            }
         }
     }
 
@@ -529,10 +558,16 @@ impl Model {
         if in_len > (8 << 20) || out_len > (8 << 20) {
             return (0x07, None);
         }
+        let posted = *entry;
         let token = entry[ce::TOKEN];
         let mut input = entry[ce::IN_INLINE..ce::IN_INLINE + ce::INLINE_LEN.min(in_len)].to_vec();
         if in_len > ce::INLINE_LEN {
-            match self.read_chain(read_be64(entry, ce::IN_MBOX), in_len - ce::INLINE_LEN, token, 0x05) {
+            match self.read_chain(
+                read_be64(entry, ce::IN_MBOX),
+                in_len - ce::INLINE_LEN,
+                token,
+                0x05,
+            ) {
                 Ok(rest) => input.extend_from_slice(&rest),
                 Err(d) => return (d, None),
             }
@@ -555,8 +590,18 @@ impl Model {
                 return (d, None);
             }
         }
-        let mut output = match self.responder.as_mut().and_then(|r| r(opcode, op_mod, &input, out_len)) {
-            Some(o) => o,
+        let replayed = self
+            .responder
+            .as_mut()
+            .and_then(|r| r(opcode, op_mod, &input, out_len));
+        let is_replay = replayed.is_some();
+        let mut output = match replayed {
+            Some(o) => {
+                // Keep the model's state machine in step with the replayed device (enabled,
+                // pages held, initialized); its own answer is discarded.
+                let _ = self.execute(opcode, op_mod, &input, out_len);
+                o
+            }
             None => match self.faults.fail_opcode {
                 Some((o, status, synd)) if o == opcode => {
                     let mut v = out(out_len);
@@ -590,17 +635,24 @@ impl Model {
             off += take;
         }
         let record = CommandRecord {
+            entry: posted,
+            replayed: is_replay,
             opcode,
             op_mod,
             input,
             output,
             delivery: 0,
+            token,
         };
         (0, Some(record))
     }
 
     fn need_init(&self) -> Result<(), (u8, u32)> {
-        if self.init_done { Ok(()) } else { Err(BAD_SYS_STATE) }
+        if self.init_done {
+            Ok(())
+        } else {
+            Err(BAD_SYS_STATE)
+        }
     }
 
     fn alloc_id(&mut self) -> u32 {
@@ -608,7 +660,13 @@ impl Model {
         self.next_obj
     }
 
-    fn ring_from(&self, input: &[u8], pas_off: usize, log_pg: u32, bytes: usize) -> Result<Ring, (u8, u32)> {
+    fn ring_from(
+        &self,
+        input: &[u8],
+        pas_off: usize,
+        log_pg: u32,
+        bytes: usize,
+    ) -> Result<Ring, (u8, u32)> {
         let pg = PAGE_SIZE << log_pg.min(20);
         let n = bytes.div_ceil(pg).max(1);
         let mut pas = Vec::with_capacity(n);
@@ -681,7 +739,8 @@ impl Model {
                             }
                         }
                         for i in 0..n {
-                            self.pages.insert(read_be64(input, manage_pages_in::PAS.off + 8 * i));
+                            self.pages
+                                .insert(read_be64(input, manage_pages_in::PAS.off + 8 * i));
                         }
                         if self.pages_requested > 0 {
                             self.pages_requested = (self.pages_requested - n as i32).max(0);
@@ -801,10 +860,24 @@ impl Model {
                 if log_size > 22 {
                     return Err(BAD_PARAM);
                 }
-                let ring = self.ring_from(input, e::PAS.off, log_pg, (1 << log_size) * eqe::SIZE)?;
+                let ring =
+                    self.ring_from(input, e::PAS.off, log_pg, (1 << log_size) * eqe::SIZE)?;
                 let mask = e::EVENT_BITMASK.get_u64(input);
-                let eqn = self.alloc_id() & 0xff;
-                self.eqs.insert(eqn, EqObj { ring, log_size, pi: 0, ci: 0, mask });
+                // EQ numbers from 0x10, as the real CX4 in the trace.
+                let eqn = 0x10 + self.eqs.len() as u32;
+                if eqn > 0xff {
+                    return Err(NO_RESOURCES);
+                }
+                self.eqs.insert(
+                    eqn,
+                    EqObj {
+                        ring,
+                        log_size,
+                        pi: 0,
+                        ci: 0,
+                        mask,
+                    },
+                );
                 create_eq_out::EQ_NUMBER.set(&mut o, eqn);
             }
             op::CREATE_CQ => {
@@ -819,18 +892,31 @@ impl Model {
                     return Err(BAD_PARAM);
                 }
                 let log_pg = c::CQ_CONTEXT_LOG_PAGE_SIZE.get(input);
-                let ring = self.ring_from(input, c::PAS.off, log_pg, (1 << log_size) * cqe::SIZE)?;
+                let ring =
+                    self.ring_from(input, c::PAS.off, log_pg, (1 << log_size) * cqe::SIZE)?;
                 let dbr = c::CQ_CONTEXT_DBR_ADDR.get_u64(input);
                 if !self.mem.valid(dbr, 8) {
                     return Err(BAD_PARAM);
                 }
                 let cqn = self.alloc_id();
-                self.cqs.insert(cqn, CqObj { ring, log_size, pi: 0, dbr, error: false });
+                self.cqs.insert(
+                    cqn,
+                    CqObj {
+                        ring,
+                        log_size,
+                        pi: 0,
+                        dbr,
+                        error: false,
+                    },
+                );
                 create_cq_out::CQN.set(&mut o, cqn);
             }
             op::CREATE_TIS => {
                 self.need_init()?;
-                if !self.tds.contains(&create_tis_in::CTX_TRANSPORT_DOMAIN.get(input)) {
+                if !self
+                    .tds
+                    .contains(&create_tis_in::CTX_TRANSPORT_DOMAIN.get(input))
+                {
                     return Err(BAD_RESOURCE);
                 }
                 let id = self.alloc_id();
@@ -860,7 +946,12 @@ impl Model {
                     return Err(BAD_PARAM);
                 }
                 let log_pg = wq::LOG_WQ_PG_SZ.at(base).get(input);
-                let ring = self.ring_from(input, base + wq::PAS.off, log_pg, (1 << log_size) << log_stride)?;
+                let ring = self.ring_from(
+                    input,
+                    base + wq::PAS.off,
+                    log_pg,
+                    (1 << log_size) << log_stride,
+                )?;
                 let dbr = wq::DBR_ADDR.at(base).get_u64(input);
                 if !self.mem.valid(dbr, 8) {
                     return Err(BAD_PARAM);
@@ -891,7 +982,11 @@ impl Model {
                 let num = modify_sq_in::SQN.get(input);
                 let cur = modify_sq_in::SQ_STATE.get(input);
                 let new = modify_sq_in::CTX_STATE.get(input);
-                let map = if opcode == op::MODIFY_SQ { &mut self.sqs } else { &mut self.rqs };
+                let map = if opcode == op::MODIFY_SQ {
+                    &mut self.sqs
+                } else {
+                    &mut self.rqs
+                };
                 let Some(q) = map.get_mut(&num) else {
                     return Err(BAD_RESOURCE);
                 };
@@ -910,7 +1005,10 @@ impl Model {
                 if create_tir_in::CTX_DISP_TYPE.get(input) != 0 || !self.rqs.contains_key(&rqn) {
                     return Err(BAD_RESOURCE);
                 }
-                if !self.tds.contains(&create_tir_in::CTX_TRANSPORT_DOMAIN.get(input)) {
+                if !self
+                    .tds
+                    .contains(&create_tir_in::CTX_TRANSPORT_DOMAIN.get(input))
+                {
                     return Err(BAD_RESOURCE);
                 }
                 let id = self.alloc_id();
@@ -933,7 +1031,10 @@ impl Model {
                 let end = create_flow_group_in::END_FLOW_INDEX.get(input);
                 let enable = create_flow_group_in::MATCH_CRITERIA_ENABLE.get(input) as u8;
                 let c = create_flow_group_in::MATCH_CRITERIA_OUTER_HEADERS;
-                let criteria = input.get(c.off..c.off + c.len).map(<[u8]>::to_vec).unwrap_or_default();
+                let criteria = input
+                    .get(c.off..c.off + c.len)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
                 let gid = self.alloc_id();
                 let Some(t) = self.tables.get_mut(&tid) else {
                     return Err(BAD_RESOURCE);
@@ -968,11 +1069,18 @@ impl Model {
                     dests.push((t, id));
                 }
                 let m = f::FLOW_CONTEXT_MATCH_VALUE;
-                let value = input.get(m.off..m.off + 0x40).map(<[u8]>::to_vec).unwrap_or_default();
+                let value = input
+                    .get(m.off..m.off + 0x40)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
                 let Some(t) = self.tables.get_mut(&tid) else {
                     return Err(BAD_RESOURCE);
                 };
-                if !t.groups.iter().any(|g| g.0 == gid && g.1 <= index && index <= g.2) {
+                if !t
+                    .groups
+                    .iter()
+                    .any(|g| g.0 == gid && g.1 <= index && index <= g.2)
+                {
                     return Err(BAD_PARAM);
                 }
                 t.entries.insert(index, (gid, action, dests, value));
@@ -1045,7 +1153,11 @@ impl Model {
                     let up = paos_reg::ADMIN_STATUS.get(&data) == 1;
                     if up != self.link_up {
                         self.link_up = up;
-                        let sub = if up { eqe::PORT_SUB_ACTIVE } else { eqe::PORT_SUB_DOWN };
+                        let sub = if up {
+                            eqe::PORT_SUB_ACTIVE
+                        } else {
+                            eqe::PORT_SUB_DOWN
+                        };
                         let mut e = [0u8; eqe::SIZE];
                         e[eqe::TYPE] = eqe::TYPE_PORT_CHANGE;
                         e[eqe::SUB_TYPE] = sub;
@@ -1072,7 +1184,11 @@ impl Model {
     /// Posts an EQE on the first EQ subscribed to its type. False if none is.
     pub fn post_event(&mut self, mut e: [u8; eqe::SIZE]) -> bool {
         let t = e[eqe::TYPE];
-        let Some(eq) = self.eqs.values_mut().find(|q| t < 64 && q.mask & (1 << t) != 0) else {
+        let Some(eq) = self
+            .eqs
+            .values_mut()
+            .find(|q| t < 64 && q.mask & (1 << t) != 0)
+        else {
             return false;
         };
         let size = 1u32 << eq.log_size;
@@ -1201,7 +1317,11 @@ impl Model {
                 syndrome = cqe::SYND_LOCAL_PROT;
             }
             let mut c = [0u8; cqe::SIZE];
-            write_be32(&mut c, cqe::SOP_DROP_QPN, (u32::from(wqe::OP_SEND) << 24) | sqn);
+            write_be32(
+                &mut c,
+                cqe::SOP_DROP_QPN,
+                (u32::from(wqe::OP_SEND) << 24) | sqn,
+            );
             write_be32(&mut c, cqe::WQE_COUNTER, u32::from(ci) << 16);
             if syndrome != 0 {
                 self.stats.wqe_errors += 1;
@@ -1254,7 +1374,9 @@ impl Model {
             l::ETHERTYPE.set(&mut hdrs, ethertype);
             let mut next = None;
             for (gid, action, dests, value) in t.entries.values() {
-                let Some(g) = t.groups.iter().find(|g| g.0 == *gid) else { continue };
+                let Some(g) = t.groups.iter().find(|g| g.0 == *gid) else {
+                    continue;
+                };
                 let matches = g.3 & 1 == 0
                     || (0..0x40).all(|i| {
                         let m = g.4.get(i).copied().unwrap_or(0);
