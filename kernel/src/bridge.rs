@@ -12,13 +12,26 @@ use core::fmt::Write as _;
 use drivers::dma::{PacketBatch, PacketBuf, PacketPool};
 use drivers::nic::{Nic, NicStats};
 use mgmt::agent::{BridgeCtx, MeterTable, OfAgent, PacketInQueue};
-use mgmt::cmdline::parse_vlan_mode;
-use mgmt::netif::MgmtPort;
+use mgmt::config::plan::{NicInfo, Plan};
+use mgmt::netif::{MgmtPort, StreamHandler};
 use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::Frame;
 use switch_core::pipeline::{Env, OutputSink, PacketIn, Pipeline, PipelineConfig};
 use switch_core::port::{Port, PortNo, PortTable};
+
+struct MacFmt([u8; 6]);
+
+impl core::fmt::Display for MacFmt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
 
 use crate::mgmt_port::NicDevice;
 
@@ -28,16 +41,25 @@ pub const MAX_FRAME: usize = 1522;
 pub const MIN_FRAME: usize = 14;
 
 pub struct DataPort {
-    pub no: PortNo,
+    /// The NIC's name for configuration: `eth1`, `eth2`, ... in PCI order (see
+    /// `mgmt::config::plan`).
+    pub name: String,
+    /// The OpenFlow port this NIC is bound to, if the configuration uses it.
+    pub no: Option<PortNo>,
     pub nic: Box<dyn Nic>,
     /// Frames dropped on receive because they were malformed (counted, never forwarded).
     pub rx_malformed: u64,
     /// Frames for this port dropped because its transmit ring was full or no buffer was free.
     pub tx_dropped: u64,
+    /// Frames received while the NIC was not a bridge port (dropped).
+    pub rx_unbound: u64,
 }
 
 pub struct Bridge {
+    /// Every data NIC, bound to a port or not, in PCI order.
     pub ports: Vec<DataPort>,
+    /// OpenFlow port number → index into `ports` + 1 (0: no NIC). The transmit path's lookup.
+    nic_of_port: Vec<u16>,
     pub port_table: PortTable,
     pub pipeline: Pipeline,
     pub normal: NormalSwitch,
@@ -52,6 +74,7 @@ pub struct Bridge {
 /// Receives the datapath's results: moved buffers and copies into per-port transmit batches.
 struct TxSink<'a> {
     pool: &'a Rc<PacketPool>,
+    nic_of_port: &'a [u16],
     ports: &'a mut [DataPort],
     tx: &'a mut [PacketBatch],
     packet_ins: &'a mut u64,
@@ -63,8 +86,10 @@ struct TxSink<'a> {
 
 impl TxSink<'_> {
     fn queue(&mut self, port: PortNo, frame: PacketBuf) {
-        let Some(i) = (port as usize)
-            .checked_sub(1)
+        let Some(i) = self
+            .nic_of_port
+            .get(port as usize)
+            .and_then(|i| (*i as usize).checked_sub(1))
             .filter(|i| *i < self.ports.len())
         else {
             return; // LOCAL and unknown ports: no such NIC (the buffer goes back to the pool)
@@ -81,19 +106,7 @@ impl TxSink<'_> {
 
 impl DatapathSink<PacketBuf> for TxSink<'_> {
     fn output(&mut self, port: PortNo, _queue: Option<u32>, frame: PacketBuf) {
-        let Some(i) = (port as usize)
-            .checked_sub(1)
-            .filter(|i| *i < self.ports.len())
-        else {
-            return; // LOCAL and unknown ports: no such NIC (the buffer goes back to the pool)
-        };
-        if self.tx[i].is_full() {
-            let p = &mut self.ports[i];
-            p.nic.tx_burst(0, &mut self.tx[i]);
-            p.tx_dropped += self.tx[i].len() as u64;
-            self.tx[i].clear();
-        }
-        let _ = self.tx[i].push(frame);
+        self.queue(port, frame);
     }
 
     fn alloc_copy(&mut self, bytes: &[u8]) -> Option<PacketBuf> {
@@ -127,39 +140,28 @@ impl OutputSink for TxSink<'_> {
 }
 
 impl Bridge {
-    pub fn new(pool: Rc<PacketPool>, nics: Vec<Box<dyn Nic>>, vlans: &[(u32, String)]) -> Self {
-        let mut port_table = PortTable::new();
+    /// A bridge over `nics` (named `eth1`.. in order) with no ports yet: the configuration
+    /// ([`Bridge::reconfigure`]) decides which NIC is which OpenFlow port.
+    pub fn new(pool: Rc<PacketPool>, nics: Vec<Box<dyn Nic>>) -> Self {
         let mut ports = Vec::new();
         for (i, mut nic) in nics.into_iter().enumerate() {
-            let no = i as PortNo + 1;
             let mut name = String::new();
-            let _ = write!(name, "eth{no}");
+            let _ = write!(name, "eth{}", i + 1);
             let up = nic.link_up();
-            let mut port = Port::new(no, &name, nic.mac_address()).with_link_up(up);
-            if let Some((_, v)) = vlans.iter().find(|(p, _)| *p == no) {
-                match parse_vlan_mode(v) {
-                    Some(mode) => port = port.with_vlan_mode(mode),
-                    None => log::warn!("port.{no}.vlan={v}: not a VLAN mode, port stays default"),
-                }
-            }
             log::info!(
-                "port {no}: {} {:?} link {}",
+                "nic {name}: {} mac {} link {}",
                 nic.name(),
-                port.vlan_mode(),
+                MacFmt(nic.mac_address()),
                 if up { "up" } else { "down" }
             );
-            let _ = port_table.add(port);
             ports.push(DataPort {
-                no,
+                name,
+                no: None,
                 nic,
                 rx_malformed: 0,
                 tx_dropped: 0,
+                rx_unbound: 0,
             });
-        }
-        for (p, _) in vlans {
-            if *p == 0 || *p as usize > ports.len() {
-                log::warn!("port.{p}.vlan: no such port");
-            }
         }
         // No flows yet: the OpenFlow agent installs Open vSwitch's standalone default
         // (priority=0 actions=NORMAL) on its first poll, as the fail mode and controllers say.
@@ -167,7 +169,8 @@ impl Bridge {
         let tx = ports.iter().map(|_| PacketBatch::new()).collect();
         Bridge {
             ports,
-            port_table,
+            nic_of_port: Vec::new(),
+            port_table: PortTable::new(),
             pipeline,
             normal: NormalSwitch::default(),
             datapath: Datapath::new(DatapathConfig {
@@ -179,6 +182,74 @@ impl Bridge {
             tx,
             packet_ins: 0,
             iterations: 0,
+        }
+    }
+
+    /// The NICs as the configuration planner sees them.
+    pub fn nic_infos(&self) -> Vec<NicInfo> {
+        self.ports
+            .iter()
+            .map(|p| NicInfo {
+                name: p.name.clone(),
+                mac: p.nic.mac_address(),
+            })
+            .collect()
+    }
+
+    /// Makes the ports what `plan` says: ports that went away are removed from the OpenFlow
+    /// port table (their flows stay, as in Open vSwitch; the datapath revalidates on the port
+    /// table's generation), new ones are added, VLAN modes and numbers follow. A NIC that is
+    /// no longer a port is drained and its frames dropped.
+    pub fn reconfigure(&mut self, plan: &Plan) {
+        // Remove ports that are gone or changed number / NIC.
+        let stale: Vec<PortNo> = self
+            .port_table
+            .iter()
+            .map(|p| p.no())
+            .filter(|no| {
+                !plan.ports.iter().any(|pp| {
+                    pp.ofport == *no && self.ports.get(pp.nic).and_then(|d| d.no) == Some(*no)
+                })
+            })
+            .collect();
+        for no in stale {
+            if let Some(old) = self.port_table.remove(no) {
+                log::info!("port {no}: {} removed", old.name);
+            }
+            self.normal.mac_table_mut().flush_port(no);
+        }
+        for d in self.ports.iter_mut() {
+            d.no = None;
+        }
+        let max = plan.ports.iter().map(|p| p.ofport).max().unwrap_or(0) as usize;
+        self.nic_of_port = alloc::vec![0; max + 1];
+        for pp in &plan.ports {
+            let Some(d) = self.ports.get_mut(pp.nic) else {
+                continue;
+            };
+            d.no = Some(pp.ofport);
+            self.nic_of_port[pp.ofport as usize] = pp.nic as u16 + 1;
+            if self.port_table.contains(pp.ofport) {
+                if self.port_table.set_vlan_mode(pp.ofport, pp.vlan.clone()) == Ok(true) {
+                    log::info!("port {} ({}): {:?}", pp.ofport, pp.name, pp.vlan);
+                }
+                continue;
+            }
+            let up = d.nic.link_up();
+            let port = Port::new(pp.ofport, &pp.name, d.nic.mac_address())
+                .with_link_up(up)
+                .with_vlan_mode(pp.vlan.clone());
+            match self.port_table.add(port) {
+                Ok(()) => log::info!(
+                    "port {}: {} ({}) {:?} link {}",
+                    pp.ofport,
+                    pp.name,
+                    d.nic.name(),
+                    pp.vlan,
+                    if up { "up" } else { "down" }
+                ),
+                Err(e) => log::warn!("port {}: {} not added: {e:?}", pp.ofport, pp.name),
+            }
         }
     }
 
@@ -197,7 +268,13 @@ impl Bridge {
                 continue;
             }
             total += n;
-            let in_port = self.ports[i].no;
+            let Some(in_port) = self.ports[i].no else {
+                // Not a bridge port: drained so that its frames go nowhere and its buffers
+                // return to the pool.
+                self.ports[i].rx_unbound += n as u64;
+                self.rx.clear();
+                continue;
+            };
             // Runts and giants are dropped here; frames the parser finds malformed or truncated
             // are dropped by the datapath (it parses each frame once) and counted in `release`.
             let mut malformed = 0;
@@ -208,6 +285,7 @@ impl Bridge {
             });
             let Bridge {
                 ports,
+                nic_of_port,
                 port_table,
                 pipeline,
                 normal,
@@ -226,6 +304,7 @@ impl Bridge {
             };
             let mut sink = TxSink {
                 pool,
+                nic_of_port,
                 ports,
                 tx,
                 packet_ins,
@@ -257,9 +336,11 @@ impl Bridge {
         mgmt: &mut MgmtPort,
         dev: &mut NicDevice,
         agent: &mut OfAgent,
+        ovsdb: Option<&mut dyn StreamHandler>,
     ) {
         let Bridge {
             ports,
+            nic_of_port,
             port_table,
             pipeline,
             normal,
@@ -270,6 +351,7 @@ impl Bridge {
         } = self;
         let mut sink = TxSink {
             pool,
+            nic_of_port,
             ports,
             tx,
             packet_ins,
@@ -283,11 +365,46 @@ impl Bridge {
             sink: &mut sink,
             now_ms,
         };
-        mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, None);
+        mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, ovsdb);
         // OpenFlow 1.0 semantics while a 1.0 controller listens: table misses go to it.
         self.pipeline
             .set_table_miss_to_controller(agent.wants_packet_in_on_miss());
         self.flush();
+    }
+
+    /// Runs `f` with the bridge as the OpenFlow agent sees it (configuration changes that
+    /// touch flows: fail mode, controllers, a new bridge). Packet-outs it causes are sent.
+    pub fn with_ctx<R>(&mut self, now_ms: u64, f: impl FnOnce(&mut BridgeCtx<'_>) -> R) -> R {
+        let Bridge {
+            ports,
+            nic_of_port,
+            port_table,
+            pipeline,
+            normal,
+            pool,
+            tx,
+            packet_ins,
+            ..
+        } = self;
+        let mut sink = TxSink {
+            pool,
+            nic_of_port,
+            ports,
+            tx,
+            packet_ins,
+            to_controller: None,
+            malformed: &mut 0,
+        };
+        let mut ctx = BridgeCtx {
+            pipeline,
+            ports: port_table,
+            normal,
+            sink: &mut sink,
+            now_ms,
+        };
+        let r = f(&mut ctx);
+        self.flush();
+        r
     }
 
     /// Timers: MAC aging, flow expiry, link changes.
@@ -297,9 +414,13 @@ impl Bridge {
         self.datapath.sweep(now_ms, 10_000);
         // (Flow expiry is the OpenFlow agent's: it sends the flow-removed messages.)
         for p in self.ports.iter_mut() {
+            p.nic.tx_reclaim(0);
+            let Some(no) = p.no else {
+                continue;
+            };
             // The port table's counters (OpenFlow port stats) follow the NIC's.
             let n = p.nic.stats();
-            if let Some(port) = self.port_table.get_mut(p.no) {
+            if let Some(port) = self.port_table.get_mut(no) {
                 let c = &mut port.counters;
                 c.rx_packets = n.rx_packets;
                 c.rx_bytes = n.rx_bytes;
@@ -312,22 +433,22 @@ impl Bridge {
                 c.rx_malformed = p.rx_malformed;
             }
             let up = p.nic.link_up();
-            if self.port_table.set_link(p.no, up) == Ok(true) {
-                log::info!("port {}: link {}", p.no, if up { "up" } else { "down" });
+            if self.port_table.set_link(no, up) == Ok(true) {
+                log::info!("port {no}: link {}", if up { "up" } else { "down" });
             }
-            p.nic.tx_reclaim(0);
         }
     }
 
     /// One console line of per-port counters and cache statistics.
     pub fn stats_line(&self) -> String {
         let mut s = String::from("stats:");
-        for p in &self.ports {
+        for (i, p) in self.ports.iter().enumerate() {
             let n: NicStats = p.nic.stats();
+            // `portN` is the NIC `ethN` (stable whatever the configuration numbers it).
             let _ = write!(
                 s,
                 " port{} rx={} tx={} rx_bytes={} tx_bytes={} drop={} malformed={} err={}",
-                p.no,
+                i + 1,
                 n.rx_packets,
                 n.tx_packets,
                 n.rx_bytes,
@@ -336,7 +457,15 @@ impl Bridge {
                 p.rx_malformed,
                 n.rx_errors + n.tx_errors
             );
-            let _ = write!(s, " kicks={} |", n.notifications);
+            let _ = write!(s, " kicks={}", n.notifications);
+            match p.no {
+                Some(no) => {
+                    let _ = write!(s, " ofport={no} |");
+                }
+                None => {
+                    let _ = write!(s, " unbound={} |", p.rx_unbound);
+                }
+            }
         }
         let d = self.datapath.stats();
         let _ = write!(

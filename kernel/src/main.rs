@@ -8,6 +8,8 @@ extern crate alloc;
 mod boot;
 mod bootinfo;
 mod bridge;
+mod config;
+mod config_disk;
 mod cpu;
 mod dma;
 mod exit;
@@ -126,6 +128,9 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
 
     let (mut bridge, mgmt_dev) = bring_up_bridge(settings, &functions);
     let mut management = mgmt_dev.map(|dev| Management::new(settings, dev));
+    let mut config = config::Config::boot(settings, &functions, &bridge);
+    // The configuration in force before the first packet: ports, VLANs, controllers.
+    config.poll(&mut bridge, management.as_mut(), time::now_ms());
 
     let boot_us = time::now_us();
     console!("ironflow: ready boot_us={boot_us}");
@@ -133,14 +138,14 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         console!("{}", bridge.stats_line());
         exit::success();
     }
-    main_loop(&mut bridge, management.as_mut(), settings)
+    main_loop(&mut bridge, management.as_mut(), &mut config, settings)
 }
 
 /// The management plane: the management NIC's IP stack and the OpenFlow agent.
-struct Management {
+pub struct Management {
     dev: mgmt_port::NicDevice,
-    port: mgmt::netif::MgmtPort,
-    agent: mgmt::agent::OfAgent,
+    pub port: mgmt::netif::MgmtPort,
+    pub agent: mgmt::agent::OfAgent,
     announced: Option<[u8; 4]>,
 }
 
@@ -202,9 +207,16 @@ impl Management {
         )
     }
 
-    fn poll(&mut self, bridge: &mut bridge::Bridge, now: u64) {
+    fn poll(&mut self, bridge: &mut bridge::Bridge, config: &mut config::Config, now: u64) {
         let t0 = time::now_us();
-        bridge.poll_management(now, &mut self.port, &mut self.dev, &mut self.agent);
+        let mut ovsdb = config.service.streams();
+        bridge.poll_management(
+            now,
+            &mut self.port,
+            &mut self.dev,
+            &mut self.agent,
+            Some(&mut ovsdb),
+        );
         let took = time::now_us() - t0;
         if took > 20_000 {
             log::warn!(
@@ -274,22 +286,20 @@ fn bring_up_bridge(
             Err(e) => log::error!("virtio-net {}: cannot bring up: {e:?}", f.addr),
         }
     }
-    (
-        bridge::Bridge::new(pool, ports, &settings.port_vlans),
-        mgmt_dev,
-    )
+    (bridge::Bridge::new(pool, ports), mgmt_dev)
 }
 
 fn main_loop(
     bridge: &mut bridge::Bridge,
     mut management: Option<&mut Management>,
+    config: &mut config::Config,
     settings: &BootSettings,
 ) -> ! {
     const HOUSEKEEPING_MS: u64 = 100;
     let stats_ms = settings.stats_interval_s as u64 * 1000;
     let mut next_housekeeping = 0;
     if let Some(m) = management.as_deref_mut() {
-        m.poll(bridge, time::now_ms()); // installs the standalone default flow at once
+        m.poll(bridge, config, time::now_ms()); // installs the standalone default flow at once
     }
     let mut next_stats = time::now_ms() + stats_ms;
     let mut now = time::now_ms();
@@ -309,10 +319,13 @@ fn main_loop(
         }
         now = time::now_ms();
         if let Some(m) = management.as_deref_mut() {
-            m.poll(bridge, now);
+            m.poll(bridge, config, now);
         }
+        // OVSDB commits take effect here, between two forwarding passes.
+        config.poll(bridge, management.as_deref_mut(), now);
         if now >= next_housekeeping {
             bridge.housekeeping(now);
+            config.housekeeping();
             next_housekeeping = now + HOUSEKEEPING_MS;
         }
         if stats_ms != 0 && now >= next_stats {
@@ -320,6 +333,7 @@ fn main_loop(
             if let Some(m) = management.as_deref() {
                 console!("{}", m.stats_line());
             }
+            console!("{}", config.stats_line());
             next_stats = now + stats_ms;
         }
         match serial::poll_key() {

@@ -10,7 +10,7 @@
 //! - [`plan`] is the pure binding step (host-tested): interface names to NICs, `ofport_request`
 //!   and previous numbers honoured, errors as Open vSwitch words them in `Interface.error`.
 
-//TMP pub mod disk_journal;
+pub mod disk_journal;
 pub mod ovsdb;
 pub mod plan;
 pub mod service;
