@@ -151,7 +151,8 @@ impl CmdQueue {
         if log_size > 5 || log_size + log_stride > 12 || log_stride < 6 {
             return Err(super::Mlx5Error::Unsupported("command queue geometry"));
         }
-        let queue = DmaMem::alloc(hw.allocator(), PAGE_SIZE).ok_or(super::Mlx5Error::OutOfDmaMemory)?;
+        let queue =
+            DmaMem::alloc(hw.allocator(), PAGE_SIZE).ok_or(super::Mlx5Error::OutOfDmaMemory)?;
         hw.write32(init_seg::CMDQ_ADDR_H, (queue.phys() >> 32) as u32);
         hw.write32(init_seg::CMDQ_ADDR_L_SZ, queue.phys() as u32 & !0xfff);
         Ok(CmdQueue {
@@ -166,7 +167,10 @@ impl CmdQueue {
     }
 
     fn block(&self, k: usize) -> (&DmaMem, usize) {
-        (&self.mailboxes[k / BLOCKS_PER_PAGE], (k % BLOCKS_PER_PAGE) * mb::ALIGN)
+        (
+            &self.mailboxes[k / BLOCKS_PER_PAGE],
+            (k % BLOCKS_PER_PAGE) * mb::ALIGN,
+        )
     }
 
     fn block_phys(&self, k: usize) -> u64 {

@@ -39,7 +39,11 @@ impl fmt::Display for HealthError {
                 f,
                 "fatal health syndrome {synd:#x} ({}), ext {ext_synd:#x}{}",
                 syndrome_name(synd),
-                if reset_requested { ", reset requested" } else { "" }
+                if reset_requested {
+                    ", reset requested"
+                } else {
+                    ""
+                }
             ),
             HealthError::InterfaceDown(state) => write!(f, "NIC interface state {state}"),
             HealthError::CounterStalled => f.write_str("firmware health counter stalled"),

@@ -374,7 +374,13 @@ mod tests {
             let (hi, lo) = bits.split_once(':').unwrap();
             let konst: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let want = alloc::format!(
                 "pub const {konst}: Field = Field::new({off}, {}, {});",
@@ -396,8 +402,14 @@ mod tests {
         assert!(checked > 1000, "{checked}");
         // Spot checks against docs/mlx5.md.
         assert_eq!(ifc::create_sq_in::CTX_RLKY, Field::new(0x20, 31, 31));
-        assert_eq!(ifc::wq::LOG_WQ_SZ.at(ifc::create_sq_in::CTX_WQ.off), Field::new(0x70, 4, 0));
+        assert_eq!(
+            ifc::wq::LOG_WQ_SZ.at(ifc::create_sq_in::CTX_WQ.off),
+            Field::new(0x70, 4, 0)
+        );
         assert_eq!(ifc::set_fte_in::FLOW_CONTEXT_DESTINATION.off, 0x340);
-        assert_eq!(ifc::query_special_contexts_out::RESD_LKEY, Field::new(0xc, 31, 0));
+        assert_eq!(
+            ifc::query_special_contexts_out::RESD_LKEY,
+            Field::new(0xc, 31, 0)
+        );
     }
 }

@@ -1817,7 +1817,8 @@ pub mod create_mkey_in {
     pub const MEMORY_KEY_MKEY_ENTRY_FREE: Field = Field::new(0x0010, 30, 30);
     pub const MEMORY_KEY_MKEY_ENTRY_ACCESS_MODE_4_2: Field = Field::new(0x0010, 28, 26);
     pub const MEMORY_KEY_MKEY_ENTRY_RELAXED_ORDERING_WRITE: Field = Field::new(0x0010, 18, 18);
-    pub const MEMORY_KEY_MKEY_ENTRY_SMALL_FENCE_ON_RDMA_READ_RESPONSE: Field = Field::new(0x0010, 16, 16);
+    pub const MEMORY_KEY_MKEY_ENTRY_SMALL_FENCE_ON_RDMA_READ_RESPONSE: Field =
+        Field::new(0x0010, 16, 16);
     pub const MEMORY_KEY_MKEY_ENTRY_UMR_EN: Field = Field::new(0x0010, 15, 15);
     pub const MEMORY_KEY_MKEY_ENTRY_A: Field = Field::new(0x0010, 14, 14);
     pub const MEMORY_KEY_MKEY_ENTRY_RW: Field = Field::new(0x0010, 13, 13);

@@ -68,9 +68,14 @@ pub enum PortFault {
     /// A command failed while servicing the port (page request, link query).
     Command(CmdError),
     /// The device reported a CQ error (overrun or access violation) on this CQ.
-    CqError { cqn: u32, syndrome: u8 },
+    CqError {
+        cqn: u32,
+        syndrome: u8,
+    },
     /// The SQ completed with an error (the SQ is in ERR state).
-    SendError { syndrome: u8 },
+    SendError {
+        syndrome: u8,
+    },
     /// A WQ catastrophic or internal-error event.
     FatalEvent(u8),
 }
@@ -177,7 +182,11 @@ impl<H: Mlx5Hw> Mlx5Port<H> {
 
         // Vport: MAC and inline mode; MTU; promiscuous.
         let out = hca.exec(
-            &cmd::input(op::QUERY_NIC_VPORT_CONTEXT, 0, query_nic_vport_context_in::SIZE),
+            &cmd::input(
+                op::QUERY_NIC_VPORT_CONTEXT,
+                0,
+                query_nic_vport_context_in::SIZE,
+            ),
             query_nic_vport_context_out::SIZE,
         )?;
         let perm = query_nic_vport_context_out::NIC_VPORT_CONTEXT_PERMANENT_ADDRESS.off;
@@ -229,7 +238,16 @@ impl<H: Mlx5Hw> Mlx5Port<H> {
         create_sq_in::CTX_CQN.set(&mut input, tx_cq.cqn);
         create_sq_in::CTX_TIS_LST_SZ.set(&mut input, 1);
         create_sq_in::CTX_TIS_NUM_0.set(&mut input, tisn);
-        set_wq(&mut input, wq_base, &hca, dbr.phys() + DBR_SQ as u64, 6, log_pg, log_sq, true);
+        set_wq(
+            &mut input,
+            wq_base,
+            &hca,
+            dbr.phys() + DBR_SQ as u64,
+            6,
+            log_pg,
+            log_sq,
+            true,
+        );
         put_pas(&mut input, wq_base + wq::PAS.off, &pas);
         let out = hca.exec(&input, create_sq_out::SIZE)?;
         let sqn = create_sq_out::SQN.get(&out);
@@ -243,14 +261,41 @@ impl<H: Mlx5Hw> Mlx5Port<H> {
         create_rq_in::CTX_RLKY.set(&mut input, 1);
         create_rq_in::CTX_VSD.set(&mut input, 1);
         create_rq_in::CTX_CQN.set(&mut input, rx_cq.cqn);
-        set_wq(&mut input, wq_base, &hca, dbr.phys() + DBR_RQ as u64, 4, log_pg, log_rq, false);
+        set_wq(
+            &mut input,
+            wq_base,
+            &hca,
+            dbr.phys() + DBR_RQ as u64,
+            4,
+            log_pg,
+            log_rq,
+            false,
+        );
         put_pas(&mut input, wq_base + wq::PAS.off, &pas);
         let out = hca.exec(&input, create_rq_out::SIZE)?;
         let rqn = create_rq_out::RQN.get(&out);
         rq.num = rqn;
 
-        modify_state(&mut hca, op::MODIFY_SQ, sqn, modify_sq_in::SQ_STATE, modify_sq_in::SQN, modify_sq_in::CTX_STATE, 0, 1)?;
-        modify_state(&mut hca, op::MODIFY_RQ, rqn, modify_rq_in::RQ_STATE, modify_rq_in::RQN, modify_rq_in::CTX_STATE, 0, 1)?;
+        modify_state(
+            &mut hca,
+            op::MODIFY_SQ,
+            sqn,
+            modify_sq_in::SQ_STATE,
+            modify_sq_in::SQN,
+            modify_sq_in::CTX_STATE,
+            0,
+            1,
+        )?;
+        modify_state(
+            &mut hca,
+            op::MODIFY_RQ,
+            rqn,
+            modify_rq_in::RQ_STATE,
+            modify_rq_in::RQN,
+            modify_rq_in::CTX_STATE,
+            0,
+            1,
+        )?;
 
         // Steering: TIR -> RQ, root table with one wildcard entry -> TIR.
         let mut tir = cmd::input(op::CREATE_TIR, 0, create_tir_in::SIZE);
@@ -284,8 +329,12 @@ impl<H: Mlx5Hw> Mlx5Port<H> {
         set_fte_in::FLOW_CONTEXT_GROUP_ID.set(&mut fte, group);
         set_fte_in::FLOW_CONTEXT_ACTION.set(&mut fte, 4);
         set_fte_in::FLOW_CONTEXT_DESTINATION_LIST_SIZE.set(&mut fte, 1);
-        dest_format_struct::DESTINATION_TYPE.at(dest).set(&mut fte, 2);
-        dest_format_struct::DESTINATION_ID.at(dest).set(&mut fte, tirn);
+        dest_format_struct::DESTINATION_TYPE
+            .at(dest)
+            .set(&mut fte, 2);
+        dest_format_struct::DESTINATION_ID
+            .at(dest)
+            .set(&mut fte, tirn);
         hca.exec(&fte, 0x10)?;
 
         let mut root = cmd::input(op::SET_FLOW_TABLE_ROOT, 0, set_flow_table_root_in::SIZE);
@@ -733,7 +782,8 @@ impl<H: Mlx5Hw> Nic for Mlx5Port<H> {
             } else {
                 2 + (inline.saturating_sub(2) as u32).div_ceil(16)
             };
-            w[0..4].copy_from_slice(&((u32::from(pc) << 8) | u32::from(wqe::OP_SEND)).to_be_bytes());
+            w[0..4]
+                .copy_from_slice(&((u32::from(pc) << 8) | u32::from(wqe::OP_SEND)).to_be_bytes());
             w[4..8].copy_from_slice(&((sqn << 8) | ds).to_be_bytes());
             w[wqe::ETH_INLINE_SZ..wqe::ETH_INLINE_SZ + 2]
                 .copy_from_slice(&(inline as u16).to_be_bytes());
@@ -758,7 +808,9 @@ impl<H: Mlx5Hw> Nic for Mlx5Port<H> {
         if let Some((slot, mut ctrl)) = last_ctrl {
             // Completion on the last WQE only; it retires the whole burst.
             ctrl[wqe::CTRL_FM_CE_SE] = wqe::CE_ALWAYS;
-            self.sq.mem.write8(slot * wqe::BB_SIZE + wqe::CTRL_FM_CE_SE, wqe::CE_ALWAYS);
+            self.sq
+                .mem
+                .write8(slot * wqe::BB_SIZE + wqe::CTRL_FM_CE_SE, wqe::CE_ALWAYS);
             fence(Ordering::Release);
             self.dbr.write_be32(DBR_SQ + 4, u32::from(self.sq.pc));
             fence(Ordering::SeqCst);

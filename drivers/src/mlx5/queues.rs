@@ -53,12 +53,24 @@ pub fn parse_cqe(bytes: &[u8], ci: u32, log_size: u8) -> Option<Cqe> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The firmware wants `pages` more pages (negative: it returns them).
-    PageRequest { func_id: u16, pages: i32 },
-    PortChange { up: bool },
-    CqError { cqn: u32, syndrome: u8 },
+    PageRequest {
+        func_id: u16,
+        pages: i32,
+    },
+    PortChange {
+        up: bool,
+    },
+    CqError {
+        cqn: u32,
+        syndrome: u8,
+    },
     /// WQ catastrophic error or internal error.
-    Fatal { event_type: u8 },
-    Other { event_type: u8 },
+    Fatal {
+        event_type: u8,
+    },
+    Other {
+        event_type: u8,
+    },
 }
 
 /// Parses the EQE at consumer index `ci` of an EQ of `1 << log_size` entries; `None` if the
