@@ -135,20 +135,26 @@ pub use actions::DpOp;
 pub use batches::OutputBatches;
 
 use actions::{Compiled, Recorded, Recorder, ReplayScratch, compile, replay, ttl_safe};
-use emc::{Emc, key_hash, same_key};
-use megaflow::{Limits, MegaflowTable, NormalDep};
+use emc::{Emc, key_hash, masked_hash, same_key};
+use megaflow::{Candidate, Limits, MegaflowTable, NormalDep};
 
-use crate::extract::extract;
+use crate::extract::{PacketInfo, extract};
 use crate::flow::{Field, FlowKey, internal};
 use crate::flow_match::{field_name, write_value};
 use crate::normal::{mac_is_multicast, mac_is_reserved};
 use crate::packet::Frame;
 use crate::pipeline::{Env, PacketIn, Pipeline};
 use crate::port::PortNo;
+use crate::prefetch::prefetch;
 use crate::table::EntryId;
 
 /// Most packets [`Datapath::process_batch`] handles at once (longer inputs go in chunks).
 pub const BATCH_SIZE: usize = 32;
+
+/// [`process_chunk`](Datapath::process_chunk)'s "not looked up ahead" and "looked up ahead:
+/// not in the first subtable".
+const NOT_AHEAD: u32 = u32::MAX;
+const ABSENT: u32 = u32::MAX - 1;
 
 /// Distinct entries whose credits a batch sums before crediting (more are credited directly).
 const CREDIT_ACC: usize = 64;
@@ -284,6 +290,11 @@ pub struct Datapath {
     credit_acc: Vec<(EntryId, u64, u64)>,
     /// The previous packet's key and megaflow (slot, serial), within a batch.
     last: Option<(FlowKey, u32, u32)>,
+    /// The index in the current chunk of the packet whose key `last` holds, if it is known.
+    last_idx: usize,
+    /// The keys and parse results of the chunk being processed ([`BATCH_SIZE`] each).
+    keys: Vec<FlowKey>,
+    infos: Vec<PacketInfo>,
 }
 
 /// How a packet is to be handled after the cache lookups.
@@ -316,6 +327,9 @@ impl Datapath {
             touched: Vec::with_capacity(BATCH_SIZE),
             credit_acc: Vec::with_capacity(CREDIT_ACC),
             last: None,
+            last_idx: usize::MAX,
+            keys: alloc::vec![FlowKey::ZERO; BATCH_SIZE],
+            infos: alloc::vec![PacketInfo::default(); BATCH_SIZE],
         }
     }
 
@@ -353,6 +367,11 @@ impl Datapath {
     }
 
     /// Processes the packets of `packets` received on `in_port`, in batches of [`BATCH_SIZE`].
+    ///
+    /// A batch goes packet by packet while the port's recent batches needed few classifier
+    /// lookups (flows in bursts: the previous packet's megaflow serves most packets), and in
+    /// stages ([`process_staged`](Self::process_staged)) while they needed many (many flows:
+    /// each lookup a few cache misses, which the stages overlap).
     pub fn process_batch<F: Frame, S: DatapathSink<F>>(
         &mut self,
         pipeline: &mut Pipeline,
@@ -364,44 +383,212 @@ impl Datapath {
         self.sync(pipeline, env);
         self.last = None;
         let mut port = self.flows.port_index(in_port);
-        let mut key = FlowKey::ZERO;
-        for (n, frame) in packets.into_iter().enumerate() {
-            let info = extract(frame.data(), in_port, &mut key);
-            let len = frame.data().len();
-            self.stats.packets += 1;
-            if self.config.drop_malformed && (info.malformed() || info.truncated()) {
-                self.stats.malformed += 1;
-                sink.release(frame, Release::Malformed);
-                continue;
+        let mut packets = packets.into_iter();
+        loop {
+            let lookups = self.stats.megaflow_lookups;
+            let staged = self.config.cache
+                && port.is_some_and(|p| self.flows.ports[p].staged && !self.use_emc(p));
+            let n = if staged {
+                let mut frames: [Option<F>; BATCH_SIZE] = [const { None }; BATCH_SIZE];
+                let mut n = 0;
+                for (slot, frame) in frames.iter_mut().zip(packets.by_ref()) {
+                    *slot = Some(frame);
+                    n += 1;
+                }
+                self.process_staged(pipeline, env, in_port, &mut port, &mut frames[..n], sink);
+                n
+            } else {
+                let mut n = 0;
+                let mut key = FlowKey::ZERO;
+                for frame in packets.by_ref().take(BATCH_SIZE) {
+                    let info = extract(frame.data(), in_port, &mut key);
+                    self.packet(
+                        pipeline,
+                        env,
+                        in_port,
+                        &mut port,
+                        frame,
+                        &key,
+                        info,
+                        NOT_AHEAD,
+                        (0, None),
+                        sink,
+                    );
+                    n += 1;
+                }
+                n
+            };
+            if n == 0 {
+                break;
             }
-            let path = self.classify(port, &key, frame.data(), info.l3);
-            match path {
-                Path::Hit(slot) => self.execute(slot, pipeline, env, frame, &key, len, sink),
-                Path::Translate { install, stale } => {
-                    self.translate(pipeline, env, frame, &key, len, install, sink);
-                    if let Some(old) = stale {
-                        self.drop_if_superseded(old);
-                    }
-                    if port.is_none() {
-                        port = self.flows.port_index(in_port);
+            self.flush_credits(pipeline, env.now_ms);
+            if let Some(p) = port {
+                // Stages pay off from a few lookups per batch on.
+                self.flows.ports[p].staged =
+                    self.stats.megaflow_lookups - lookups >= (BATCH_SIZE / 8) as u64;
+            }
+            if n < BATCH_SIZE {
+                break;
+            }
+        }
+    }
+
+    /// One batch of at most [`BATCH_SIZE`] packets, in stages so that the memory each packet's
+    /// lookup needs is requested for the whole batch before any of it is used: the keys; the
+    /// first-ranked subtable's hash of each and a prefetch of its bucket; a prefetch of each
+    /// candidate row; the subtable's answer and a prefetch of the megaflow found; then each
+    /// packet in order through [`classify`](Self::classify) (which takes the answer looked up
+    /// ahead as long as no megaflow was added or removed since) and its execution.
+    #[allow(clippy::too_many_arguments)]
+    fn process_staged<F: Frame, S: DatapathSink<F>>(
+        &mut self,
+        pipeline: &mut Pipeline,
+        env: &mut Env<'_>,
+        in_port: PortNo,
+        port: &mut Option<usize>,
+        frames: &mut [Option<F>],
+        sink: &mut S,
+    ) {
+        // Taken out of `self` for the chunk (no allocation: an empty Vec is put back meanwhile).
+        let mut keys = core::mem::take(&mut self.keys);
+        let mut infos = core::mem::take(&mut self.infos);
+        // Whether a key equals the previous packet's.
+        let mut repeat = [false; BATCH_SIZE];
+        for (i, frame) in frames.iter().enumerate() {
+            if let Some(frame) = frame {
+                infos[i] = extract(frame.data(), in_port, &mut keys[i]);
+                repeat[i] = i > 0 && same_key(&keys[i], &keys[i - 1]);
+            }
+        }
+        let n = frames.len();
+        // The first-ranked subtable's answer per packet: a slot, ABSENT, or NOT_AHEAD.
+        let mut ahead = [NOT_AHEAD; BATCH_SIZE];
+        let version = self.flows.version;
+        if let Some(p) = *port
+            && let Some(&first) = self.flows.ports[p].order.first()
+        {
+            let st = &self.flows.subtables[first as usize];
+            let seed = self.config.hash_seed;
+            let mut hashes = [0u64; BATCH_SIZE];
+            for i in 0..n {
+                // A repeat takes the previous packet's megaflow.
+                if !repeat[i] {
+                    hashes[i] = masked_hash(&keys[i], &st.words, seed);
+                    if let Some(b) = st.bucket_of(hashes[i]) {
+                        prefetch(b);
                     }
                 }
             }
-            if (n + 1) % BATCH_SIZE == 0 {
-                self.flush_credits(pipeline, env.now_ms);
+            // The home bucket's answer: the one candidate row, none, or unsure (then `find`).
+            let mut cand = [Candidate::Unsure; BATCH_SIZE];
+            for i in 0..n {
+                if !repeat[i] {
+                    cand[i] = st.candidate(hashes[i]);
+                    if let Candidate::Row(row) = cand[i] {
+                        prefetch(st.row_line(row));
+                    }
+                }
+            }
+            for i in 0..n {
+                if !repeat[i] {
+                    let found = match cand[i] {
+                        Candidate::Row(row) => st.row_matches(row, &keys[i]),
+                        Candidate::Absent => None,
+                        Candidate::Unsure => st.find(hashes[i], &keys[i]),
+                    };
+                    ahead[i] = match found {
+                        Some(slot) => {
+                            self.flows.prefetch(slot);
+                            slot
+                        }
+                        None => ABSENT,
+                    };
+                }
             }
         }
-        self.flush_credits(pipeline, env.now_ms);
+        self.last_idx = usize::MAX;
+        for (i, frame) in frames.iter_mut().enumerate() {
+            let Some(frame) = frame.take() else {
+                continue;
+            };
+            let ahead = if self.flows.version == version {
+                ahead[i]
+            } else {
+                NOT_AHEAD
+            };
+            self.packet(
+                pipeline,
+                env,
+                in_port,
+                port,
+                frame,
+                &keys[i],
+                infos[i],
+                ahead,
+                (i, Some(repeat[i])),
+                sink,
+            );
+        }
+        self.keys = keys;
+        self.infos = infos;
+    }
+
+    /// One packet with its key: classify, then replay or translate. `ahead`: the first-ranked
+    /// subtable's answer if looked up ahead (a slot, `ABSENT` or `NOT_AHEAD`); `repeat`: the
+    /// packet's index in the chunk and whether its key equals the previous packet's, if known.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn packet<F: Frame, S: DatapathSink<F>>(
+        &mut self,
+        pipeline: &mut Pipeline,
+        env: &mut Env<'_>,
+        in_port: PortNo,
+        port: &mut Option<usize>,
+        frame: F,
+        key: &FlowKey,
+        info: PacketInfo,
+        ahead: u32,
+        repeat: (usize, Option<bool>),
+        sink: &mut S,
+    ) {
+        let len = frame.data().len();
+        self.stats.packets += 1;
+        if self.config.drop_malformed && (info.malformed() || info.truncated()) {
+            self.stats.malformed += 1;
+            sink.release(frame, Release::Malformed);
+            return;
+        }
+        let path = self.classify(*port, key, frame.data(), info.l3, ahead, repeat);
+        match path {
+            Path::Hit(slot) => self.execute(slot, pipeline, env, frame, key, len, sink),
+            Path::Translate { install, stale } => {
+                self.translate(pipeline, env, frame, key, len, install, sink);
+                if let Some(old) = stale {
+                    self.drop_if_superseded(old);
+                }
+                if port.is_none() {
+                    *port = self.flows.port_index(in_port);
+                }
+            }
+        }
+    }
+
+    /// Whether packets from the port with classifier `p` try the EMC.
+    #[inline]
+    fn use_emc(&self, p: usize) -> bool {
+        self.flows.ports[p].avg_searched_x16 >= 16 * self.config.emc_min_search
     }
 
     /// EMC, then megaflow classifier; decides how the packet goes on.
-    #[inline]
+    #[inline(always)]
     fn classify(
         &mut self,
         port: Option<usize>,
         key: &FlowKey,
         frame: &[u8],
         l3: Option<u16>,
+        ahead: u32,
+        (idx, repeat_key): (usize, Option<bool>),
     ) -> Path {
         if !self.config.cache {
             self.stats.misses += 1;
@@ -410,9 +597,7 @@ impl Datapath {
                 stale: None,
             };
         }
-        let use_emc = port.is_some_and(|p| {
-            self.flows.ports[p].avg_searched_x16 >= 16 * self.config.emc_min_search
-        });
+        let use_emc = port.is_some_and(|p| self.use_emc(p));
         let hash = if use_emc {
             key_hash(key, self.config.hash_seed)
         } else {
@@ -421,13 +606,16 @@ impl Datapath {
         let mut slot = None;
         let mut repeat = false;
         // Packets of one flow come in bursts: the previous packet's megaflow first.
+        // `last` is packet `idx - 1`'s: then `repeat_key` says whether the keys are equal.
+        let known = repeat_key.filter(|_| self.last_idx.wrapping_add(1) == idx);
         if let Some((k, s, serial)) = &self.last
-            && same_key(k, key)
+            && known.unwrap_or_else(|| same_key(k, key))
             && self.flows.alive(*s, *serial)
         {
             self.stats.batch_hits += 1;
             slot = Some(*s);
             repeat = true;
+            self.last_idx = idx;
         }
         if slot.is_none()
             && use_emc
@@ -441,7 +629,12 @@ impl Datapath {
             && let Some(p) = port
         {
             self.stats.megaflow_lookups += 1;
-            let found = self.flows.lookup(p, key);
+            let first = match ahead {
+                NOT_AHEAD => None,
+                ABSENT => Some(None),
+                slot => Some(Some(slot)),
+            };
+            let found = self.flows.lookup(p, key, first);
             match found {
                 Some(f) => {
                     self.stats.subtables_searched += f.searched as u64;
@@ -469,6 +662,7 @@ impl Datapath {
         let m = &self.flows.flows[slot as usize];
         if !repeat {
             self.last = Some((*key, slot, m.serial));
+            self.last_idx = idx;
         }
         if m.epoch != self.epoch {
             self.stats.revalidations += 1;
@@ -508,7 +702,7 @@ impl Datapath {
 
     /// Serves a packet from megaflow `slot`.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn execute<F: Frame, S: DatapathSink<F>>(
         &mut self,
         slot: u32,
@@ -843,7 +1037,7 @@ impl Datapath {
 /// Both are coalesced: a step learns at most once per millisecond while the MAC table has not
 /// changed (learning again would only set the entry's `seen` to the same time), and the lookup
 /// is repeated only when the MAC table changed or some entry may have aged.
-#[inline]
+#[inline(always)]
 fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
     let ports = env.ports;
     let Some(ns) = env.normal.as_deref_mut() else {

@@ -24,6 +24,7 @@ use super::actions::DpOp;
 use super::emc::{masked_hash, words_hash};
 use crate::flow::{Field, FlowKey, KEY_WORDS};
 use crate::port::PortNo;
+use crate::prefetch::prefetch;
 use crate::table::EntryId;
 
 /// What a cache hit on a NORMAL megaflow must check and do.
@@ -154,6 +155,17 @@ const VACANT_BUCKET: Bucket = Bucket {
     row: [EMPTY; WAYS],
 };
 
+/// What a subtable's home bucket says about a key ([`Subtable::candidate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Candidate {
+    /// Only this row can hold it: it is there iff the row's words match.
+    Row(u32),
+    /// Not in the subtable.
+    Absent,
+    /// Several candidates or an overflowing bucket: ask [`Subtable::find`].
+    Unsure,
+}
+
 /// One cache line of packed rows.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
@@ -230,7 +242,6 @@ impl Subtable {
     }
 
     /// The bucket a probe for `hash` starts at (for a prefetch), if the table has any.
-    #[allow(dead_code)] // for the batched lookup
     #[inline]
     pub fn bucket_of(&self, hash: u64) -> Option<&Bucket> {
         if self.buckets.is_empty() {
@@ -241,21 +252,29 @@ impl Subtable {
     }
 
     /// The line holding the start of `row` (for a prefetch).
-    #[allow(dead_code)] // for the batched lookup
     #[inline]
     pub fn row_line(&self, row: u32) -> &Line {
         &self.rows[(row as usize * self.stride) >> 3]
     }
 
-    /// The first row in `hash`'s home bucket whose signature matches: the likely entry (a
-    /// batch stage prefetches its row; [`find`](Self::find) is the full answer).
-    #[allow(dead_code)] // for the batched lookup
+    /// What `hash`'s home bucket says (a batch stage prefetches the candidate's row).
     #[inline]
-    pub fn candidate(&self, hash: u64) -> Option<u32> {
-        let b = self.bucket_of(hash)?;
+    pub fn candidate(&self, hash: u64) -> Candidate {
+        let Some(b) = self.bucket_of(hash) else {
+            return Candidate::Absent;
+        };
         let hits = b.sig_matches(hash as u32);
+        let empty = b.has_empty();
+        if hits == 0 && empty {
+            return Candidate::Absent;
+        }
         let r = b.row[hits.trailing_zeros() as usize & (WAYS - 1)];
-        (hits != 0 && r < TOMB).then_some(r)
+        if hits.is_power_of_two() && empty && r < TOMB {
+            // The only way that can hold the key (a probe stops at this bucket).
+            Candidate::Row(r)
+        } else {
+            Candidate::Unsure
+        }
     }
 
     /// The slot of `row` if its key words equal `key & mask`.
@@ -430,6 +449,8 @@ pub(crate) struct PortClassifier {
     pub until_resort: u64,
     /// Moving average of the subtables a lookup searches, times 16.
     pub avg_searched_x16: u32,
+    /// Whether the next batch from this port is processed in stages (set after each batch).
+    pub staged: bool,
 }
 
 /// Settings of the megaflow table.
@@ -463,6 +484,9 @@ pub(crate) struct MegaflowTable {
     /// Megaflows installed under a wider mask because of the mask cap.
     pub widened: u64,
     pub evicted: u64,
+    /// Advances whenever a lookup could give another answer than before (a megaflow added or
+    /// removed, subtables re-ranked): answers looked up ahead are valid while it is unchanged.
+    pub version: u64,
 }
 
 impl MegaflowTable {
@@ -479,6 +503,7 @@ impl MegaflowTable {
             limits,
             widened: 0,
             evicted: 0,
+            version: 0,
         }
     }
 
@@ -498,9 +523,20 @@ impl MegaflowTable {
                     lookups: 0,
                     until_resort: self.limits.resort_every,
                     avg_searched_x16: 16,
+                    staged: false,
                 });
                 self.ports.len() - 1
             }
+        }
+    }
+
+    /// Prefetches the parts of megaflow `slot` that a hit reads (batch stage).
+    #[inline]
+    pub fn prefetch(&self, slot: u32) {
+        if let Some(m) = self.flows.get(slot as usize) {
+            prefetch(&m.epoch);
+            prefetch(&m.normal);
+            prefetch(&m.entries);
         }
     }
 
@@ -513,18 +549,28 @@ impl MegaflowTable {
     }
 
     /// Tuple space search in the classifier `port` (an index from [`port_index`]).
-    #[inline]
-    pub fn lookup(&mut self, port: usize, key: &FlowKey) -> Option<Found> {
+    /// `first`: the answer of the port's first-ranked subtable if already known (a batch's
+    /// prefetching stage looked it up while [`version`](Self::version) was what it is now).
+    #[inline(always)]
+    pub fn lookup(
+        &mut self,
+        port: usize,
+        key: &FlowKey,
+        first: Option<Option<u32>>,
+    ) -> Option<Found> {
         let seed = self.limits.seed;
         let pc = &mut self.ports[port];
         pc.lookups += 1;
         let mut searched = 0;
         let mut found = None;
-        for &id in &pc.order {
+        for (n, &id) in pc.order.iter().enumerate() {
             let st = &mut self.subtables[id as usize];
             searched += 1;
-            let h = masked_hash(key, &st.words, seed);
-            if let Some(slot) = st.find(h, key) {
+            let r = match first {
+                Some(r) if n == 0 => r,
+                _ => st.find(masked_hash(key, &st.words, seed), key),
+            };
+            if let Some(slot) = r {
                 st.hits += 1;
                 found = Some(slot);
                 break;
@@ -546,6 +592,7 @@ impl MegaflowTable {
 
     /// Ranks the subtables of a port by hits since the last sort, and halves the counts.
     fn resort(&mut self, port: usize) {
+        self.version += 1;
         let subtables = &mut self.subtables;
         let order = &mut self.ports[port].order;
         order.sort_by(|a, b| {
@@ -694,6 +741,7 @@ impl MegaflowTable {
             }
         };
         self.len += 1;
+        self.version += 1;
         let row = self.subtables[st_id as usize].insert(hash, key, slot, seed);
         self.flows[slot as usize].row = row;
         (slot, serial)
@@ -708,6 +756,7 @@ impl MegaflowTable {
             return;
         }
         m.live = false;
+        self.version += 1;
         m.ops = Box::new([]);
         m.entries.clear();
         m.entries_more = Box::new([]);
@@ -758,6 +807,7 @@ impl MegaflowTable {
         self.subtables.clear();
         self.free_subtables.clear();
         self.ports.clear();
+        self.version += 1;
         self.len = 0;
         self.hand = 0;
     }
@@ -842,9 +892,10 @@ mod tests {
         for (&slot, &(h, row)) in &rows {
             let k = st.key_of(row);
             assert_eq!(st.find(h, &k), Some(slot));
-            if let Some(r) = st.candidate(h) {
-                // The home bucket's first signature match (overflowed entries are not there).
-                assert!(r == row || st.row_matches(r, &k).is_none());
+            match st.candidate(h) {
+                Candidate::Row(r) => assert_eq!(r, row),
+                Candidate::Absent => panic!("present but absent"),
+                Candidate::Unsure => {}
             }
         }
     }
