@@ -101,7 +101,9 @@ fn parse_trace() -> Vec<TraceCmd> {
             continue;
         }
         // "[  +0.000004] 000: 07000000 00000010 00000000 00000000"
-        let Some(colon) = line.find("] ") else { continue };
+        let Some(colon) = line.find("] ") else {
+            continue;
+        };
         let body = &line[colon + 2..];
         let Some((off, words)) = body.split_once(": ") else {
             continue;
@@ -111,7 +113,9 @@ fn parse_trace() -> Vec<TraceCmd> {
         };
         let mut bytes = Vec::new();
         for w in words.split_whitespace() {
-            let Ok(v) = u32::from_str_radix(w, 16) else { break };
+            let Ok(v) = u32::from_str_radix(w, 16) else {
+                break;
+            };
             bytes.extend_from_slice(&v.to_be_bytes());
         }
         if bytes.len() != 16 {
@@ -119,7 +123,11 @@ fn parse_trace() -> Vec<TraceCmd> {
         }
         let Some(c) = cmds.last_mut() else { continue };
         if off < 0x40 && block.is_none() {
-            let e = if output { &mut c.out_entry } else { &mut c.in_entry };
+            let e = if output {
+                &mut c.out_entry
+            } else {
+                &mut c.in_entry
+            };
             e.extend_from_slice(&bytes);
             if e.len() == 0x40 && !output {
                 c.op_mod = u16::from_be_bytes([e[0x16], e[0x17]]);
@@ -300,9 +308,23 @@ fn bring_up_inputs_match_the_real_trace() {
     let mut report = Vec::new();
     for (i, rec) in &r.pairs {
         let t = &r.trace[*i];
-        assert_eq!(rec.entry[cmd_entry::TYPE], t.in_entry[cmd_entry::TYPE], "#{i} type");
-        assert_eq!(rec.input.len(), t.in_len(), "#{i} {:#x} input length", t.opcode);
-        assert_eq!(rec.output.len(), t.out_len(), "#{i} {:#x} output length", t.opcode);
+        assert_eq!(
+            rec.entry[cmd_entry::TYPE],
+            t.in_entry[cmd_entry::TYPE],
+            "#{i} type"
+        );
+        assert_eq!(
+            rec.input.len(),
+            t.in_len(),
+            "#{i} {:#x} input length",
+            t.opcode
+        );
+        assert_eq!(
+            rec.output.len(),
+            t.out_len(),
+            "#{i} {:#x} output length",
+            t.opcode
+        );
         if *i < TOKENS_AGREE_BEFORE {
             assert_eq!(rec.token, t.in_entry[cmd_entry::TOKEN], "#{i} token");
         }
@@ -314,7 +336,11 @@ fn bring_up_inputs_match_the_real_trace() {
             ));
         }
     }
-    assert!(report.is_empty(), "unexpected differences:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "unexpected differences:\n{}",
+        report.join("\n")
+    );
     // How much was compared: every dumped input byte of the 17 commands.
     let compared: usize = r
         .pairs
@@ -395,7 +421,7 @@ fn driver_accepts_the_real_replies() {
     assert!(r.model.inject(&f));
     let mut rx = drivers::dma::PacketBatch::new();
     assert_eq!(r.port.rx_burst(0, &mut rx), 1);
-    assert_eq!(mlx5_common::bytes(&rx), [f.clone()]);
+    assert_eq!(mlx5_common::bytes(&rx), std::slice::from_ref(&f));
     assert_eq!(r.port.tx_burst(0, &mut rx), 1);
     r.model.with(|m| m.run_deferred_tx());
     assert_eq!(r.model.take_tx(), [f]);

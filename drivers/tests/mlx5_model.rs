@@ -57,7 +57,12 @@ fn bring_up_and_identity() {
         assert!(m.promisc);
         assert_eq!(m.vport_mtu, 1522);
         assert_eq!(m.admin_mtu, 1522);
-        assert_eq!(m.mem.bad_accesses.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            m.mem
+                .bad_accesses
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     });
     // boot 6 + init 16 + regular 2.
     assert_eq!(model.pages_held(), 24);
@@ -109,12 +114,19 @@ fn tx_rx_bursts_wrap_many_times() {
         assert_eq!(port.rx_burst(0, &mut rx), 20);
         for (k, b) in rx.iter().enumerate() {
             let i = round * 20 + k as u32;
-            assert_eq!(b.data(), &frame(i, 60 + (i % 1400) as usize)[..], "rx frame {i}");
+            assert_eq!(
+                b.data(),
+                &frame(i, 60 + (i % 1400) as usize)[..],
+                "rx frame {i}"
+            );
         }
         received += 20;
     }
     let s = port.stats();
-    assert_eq!((s.tx_packets, s.rx_packets), (u64::from(sent), u64::from(received)));
+    assert_eq!(
+        (s.tx_packets, s.rx_packets),
+        (u64::from(sent), u64::from(received))
+    );
     assert_eq!((s.rx_errors, s.tx_errors), (0, 0));
     assert_eq!(s.notifications, 200, "one doorbell per burst");
     assert!(port.tx_reclaim(0) <= 20);
@@ -141,7 +153,10 @@ fn tx_full_and_invalid_frames() {
     assert_eq!(port.tx_burst(0, &mut batch), 7);
     assert_eq!(port.stats().tx_errors, 2);
     let wire = model.take_tx();
-    assert_eq!(wire.iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 3, 17, 18, 19, 1518]);
+    assert_eq!(
+        wire.iter().map(Vec::len).collect::<Vec<_>>(),
+        [1, 2, 3, 17, 18, 19, 1518]
+    );
 
     // Fill the SQ without reclaim: the rest stays in the batch, counted as tx_full.
     model.with(|m| m.faults.cq_full = false);
@@ -249,9 +264,10 @@ fn page_requests_serviced_from_bursts() {
 
 #[test]
 fn command_delays_are_polled() {
-    let mut cfg = ModelConfig::default();
-    cfg.initializing_reads = 50;
-    let model = ModelHandle::new(cfg);
+    let model = ModelHandle::new(ModelConfig {
+        initializing_reads: 50,
+        ..ModelConfig::default()
+    });
     model.with(|m| m.faults.cmd_delay_us = 10_000); // 10 ms per command, as on CX4
     let pool = pool(&model, 256);
     let mut port = Mlx5Port::new(model.clone(), pool, "x", config()).unwrap();
@@ -268,7 +284,12 @@ fn command_timeout_is_an_error_and_the_queue_stops() {
     let mut cfg = config();
     cfg.hca.cmd_timeout_us = 100_000;
     let err = Mlx5Port::new(model.clone(), pool, "x", cfg).unwrap_err();
-    assert_eq!(err, Mlx5Error::Cmd(CmdError::Timeout { opcode: op::INIT_HCA }));
+    assert_eq!(
+        err,
+        Mlx5Error::Cmd(CmdError::Timeout {
+            opcode: op::INIT_HCA
+        })
+    );
     // No TEARDOWN/DISABLE posted behind a stuck entry.
     let last = model.with(|m| m.log.last().map(|c| c.opcode));
     assert_eq!(last, Some(op::INIT_HCA));
@@ -291,9 +312,16 @@ fn bad_status_is_decoded_and_bring_up_fails_cleanly() {
         })
     );
     let text = err.to_string();
-    assert!(text.contains("BAD_RESOURCE") && text.contains("0x12345678"), "{text}");
+    assert!(
+        text.contains("BAD_RESOURCE") && text.contains("0x12345678"),
+        "{text}"
+    );
     let last: Vec<u16> = model.with(|m| m.log.iter().rev().take(2).map(|c| c.opcode).collect());
-    assert_eq!(last, [op::DISABLE_HCA, op::TEARDOWN_HCA], "torn down after the failure");
+    assert_eq!(
+        last,
+        [op::DISABLE_HCA, op::TEARDOWN_HCA],
+        "torn down after the failure"
+    );
     drop(pool);
     assert_eq!(model.dma().pages_live(), before);
 }
@@ -320,7 +348,11 @@ fn out_of_order_commands_get_bad_sys_state() {
     let err = Mlx5Port::new(model.clone(), pool(&model, 64), "x", config()).unwrap_err();
     assert!(matches!(
         err,
-        Mlx5Error::Cmd(CmdError::Status { opcode: op::INIT_HCA, status: 0x0f, .. })
+        Mlx5Error::Cmd(CmdError::Status {
+            opcode: op::INIT_HCA,
+            status: 0x0f,
+            ..
+        })
     ));
 }
 
@@ -332,7 +364,11 @@ fn fatal_health_syndrome_takes_the_port_down() {
     assert!(!port.link_up());
     assert!(matches!(
         port.fault(),
-        Some(PortFault::Health(HealthError::FatalSyndrome { synd: 0x8, reset_requested: true, .. }))
+        Some(PortFault::Health(HealthError::FatalSyndrome {
+            synd: 0x8,
+            reset_requested: true,
+            ..
+        }))
     ));
     model.inject(&frame(0, 64));
     let mut rx = PacketBatch::new();
@@ -345,7 +381,11 @@ fn fatal_health_syndrome_takes_the_port_down() {
     assert_eq!(batch.len(), 1, "left to the caller");
     let commands = model.with(|m| m.stats.commands);
     drop(port);
-    assert_eq!(model.with(|m| m.stats.commands), commands, "no teardown on a failed device");
+    assert_eq!(
+        model.with(|m| m.stats.commands),
+        commands,
+        "no teardown on a failed device"
+    );
 }
 
 #[test]
@@ -353,7 +393,10 @@ fn dead_device_is_detected() {
     let (model, _pool, mut port) = up(ModelConfig::default());
     model.with(|m| m.faults.dead = true);
     assert!(!port.link_up());
-    assert_eq!(port.fault(), Some(PortFault::Health(HealthError::DeviceGone)));
+    assert_eq!(
+        port.fault(),
+        Some(PortFault::Health(HealthError::DeviceGone))
+    );
     let mut rx = PacketBatch::new();
     assert_eq!(port.rx_burst(0, &mut rx), 0);
     drop(port);
@@ -374,7 +417,10 @@ fn dead_device_during_a_command() {
     let err = Mlx5Port::new(model.clone(), pool(&model, 64), "x", config()).unwrap_err();
     assert_eq!(err, Mlx5Error::Health(HealthError::DeviceGone));
     let log: Vec<u16> = model.with(|m| m.log.iter().map(|c| c.opcode).collect());
-    assert!(!log.contains(&op::TEARDOWN_HCA), "nothing posted to a dead device: {log:x?}");
+    assert!(
+        !log.contains(&op::TEARDOWN_HCA),
+        "nothing posted to a dead device: {log:x?}"
+    );
 }
 
 #[test]
@@ -388,7 +434,10 @@ fn stalled_health_counter_is_fatal() {
         }
     }
     assert!(downs >= 2);
-    assert_eq!(port.fault(), Some(PortFault::Health(HealthError::CounterStalled)));
+    assert_eq!(
+        port.fault(),
+        Some(PortFault::Health(HealthError::CounterStalled))
+    );
 }
 
 #[test]
@@ -396,7 +445,10 @@ fn nic_interface_disabled_is_fatal() {
     let (model, _pool, mut port) = up(ModelConfig::default());
     model.with(|m| m.faults.nic_interface = 7);
     assert!(!port.link_up());
-    assert_eq!(port.fault(), Some(PortFault::Health(HealthError::InterfaceDown(7))));
+    assert_eq!(
+        port.fault(),
+        Some(PortFault::Health(HealthError::InterfaceDown(7)))
+    );
 }
 
 #[test]
@@ -405,7 +457,10 @@ fn full_cq_reports_cq_error_and_port_goes_down() {
     model.with(|m| m.faults.cq_full = true);
     assert!(!model.inject(&frame(0, 64)));
     assert!(!port.link_up());
-    assert!(matches!(port.fault(), Some(PortFault::CqError { syndrome: 1, .. })));
+    assert!(matches!(
+        port.fault(),
+        Some(PortFault::CqError { syndrome: 1, .. })
+    ));
     let mut rx = PacketBatch::new();
     assert_eq!(port.rx_burst(0, &mut rx), 0);
     drop(port);
@@ -422,7 +477,10 @@ fn send_error_cqe_takes_the_port_down() {
     batch.push(b).unwrap();
     assert_eq!(port.tx_burst(0, &mut batch), 1);
     assert_eq!(port.tx_reclaim(0), 0);
-    assert!(matches!(port.fault(), Some(PortFault::SendError { syndrome: 4 })));
+    assert!(matches!(
+        port.fault(),
+        Some(PortFault::SendError { syndrome: 4 })
+    ));
     assert_eq!(port.stats().tx_errors, 1);
     assert!(!port.link_up());
 }
@@ -466,7 +524,11 @@ fn pci_probe_ids() {
     use drivers::pci::PciFunction;
     use virtio_drivers::transport::pci::bus::DeviceFunction;
     let f = |vendor, device| PciFunction {
-        addr: DeviceFunction { bus: 0, device: 5, function: 0 },
+        addr: DeviceFunction {
+            bus: 0,
+            device: 5,
+            function: 0,
+        },
         vendor,
         device,
         class: 2,

@@ -31,7 +31,10 @@ impl KernelMlx5Hw {
             return None;
         }
         if let Err(e) = crate::memory::map_mmio(addr, size) {
-            log::error!("mlx5 {}: cannot map BAR0 {addr:#x}/{size:#x}: {e}", function.addr);
+            log::error!(
+                "mlx5 {}: cannot map BAR0 {addr:#x}/{size:#x}: {e}",
+                function.addr
+            );
             return None;
         }
         Some(KernelMlx5Hw {
@@ -42,7 +45,8 @@ impl KernelMlx5Hw {
 
     #[inline]
     fn reg(&self, offset: usize, width: usize) -> Option<usize> {
-        (offset % width == 0 && offset.checked_add(width)? <= self.size).then_some(self.base + offset)
+        (offset % width == 0 && offset.checked_add(width)? <= self.size)
+            .then_some(self.base + offset)
     }
 }
 

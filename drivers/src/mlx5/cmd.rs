@@ -267,11 +267,11 @@ impl CmdQueue {
         let mut waited: u64 = 0;
         let mut polls: u32 = 0;
         while self.queue.read8(ce::STATUS_OWN) & 1 != 0 {
-            if polls % 64 == 63 {
-                if let Err(h) = health::check(hw) {
-                    self.stuck = true;
-                    return Err(CmdError::Health(h));
-                }
+            if polls % 64 == 63
+                && let Err(h) = health::check(hw)
+            {
+                self.stuck = true;
+                return Err(CmdError::Health(h));
             }
             if waited >= self.timeout_us {
                 self.stuck = true;

@@ -476,10 +476,10 @@ impl<H: Mlx5Hw> Hca<H> {
                 warn!("mlx5: TEARDOWN_HCA: {e}");
             }
         }
-        if self.enabled {
-            if let Err(e) = self.simple(op::DISABLE_HCA, 0) {
-                warn!("mlx5: DISABLE_HCA: {e}");
-            }
+        if self.enabled
+            && let Err(e) = self.simple(op::DISABLE_HCA, 0)
+        {
+            warn!("mlx5: DISABLE_HCA: {e}");
         }
     }
 

@@ -54,7 +54,7 @@ impl Field {
     /// Writes `value` (truncated to the field's width) into `buf`, keeping the other bits.
     #[inline]
     pub fn set(self, buf: &mut [u8], value: u32) {
-        let Some(word) = buf.get_mut(self.off..self.off + 4) else {
+        let Some(word) = buf.get_mut(self.off..self.off.wrapping_add(4)) else {
             return;
         };
         let old = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
@@ -342,8 +342,10 @@ mod tests {
         assert_eq!(&b[..4], &[1, 2, 3, 4]);
         // Out of range: reads 0, writes nothing, never panics.
         assert_eq!(Field::new(6, 31, 0).get(&b), 0);
+        let before = b;
         Field::new(usize::MAX - 1, 31, 0).set(&mut b, 7);
-        assert_eq!(read_be64(&b, usize::MAX - 2), 0);
+        assert_eq!(b, before);
+        assert_eq!(read_be32(&b, usize::MAX - 2), 0);
     }
 
     /// Every constant in the generated module matches its line in layouts.txt.
@@ -371,7 +373,9 @@ mod tests {
                 continue;
             }
             let bits = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
-            let (hi, lo) = bits.split_once(':').unwrap();
+            let Some((hi, lo)) = bits.split_once(':') else {
+                continue; // "pas[] (flex, ...)": a flexible array, not a bit field
+            };
             let konst: String = name
                 .chars()
                 .map(|c| {

@@ -568,7 +568,7 @@ impl<H: Mlx5Hw> Mlx5Port<H> {
 
     fn tick(&mut self) -> bool {
         self.bursts = self.bursts.wrapping_add(1);
-        if self.bursts % self.service_interval == 0 {
+        if self.bursts.is_multiple_of(self.service_interval) {
             return self.service();
         }
         self.fault.is_none()

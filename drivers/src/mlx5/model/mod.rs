@@ -168,11 +168,14 @@ struct WqObj {
     ci: u16,
 }
 
+/// (group id, action, destinations (type, id), match value).
+type FlowEntry = (u32, u32, Vec<(u8, u32)>, Vec<u8>);
+
 #[derive(Debug, Default)]
 struct FlowTable {
     groups: Vec<(u32, u32, u32, u8, Vec<u8>)>,
     /// flow index -> (group id, action, destinations, match value)
-    entries: BTreeMap<u32, (u32, u32, Vec<(u8, u32)>, Vec<u8>)>,
+    entries: BTreeMap<u32, FlowEntry>,
 }
 
 /// Counters the tests look at.
@@ -515,7 +518,7 @@ impl Model {
         let mut data = Vec::with_capacity(len);
         let mut k = 0u32;
         while data.len() < len {
-            if pa == 0 || pa % mb::ALIGN as u64 != 0 {
+            if pa == 0 || !pa.is_multiple_of(mb::ALIGN as u64) {
                 return Err(align_err);
             }
             let mut block = [0u8; mb::SIZE];
@@ -580,15 +583,15 @@ impl Model {
         }
         // Output mailboxes must be pre-chained: validate before answering.
         let out_mbox = read_be64(entry, ce::OUT_MBOX);
-        if out_len > ce::INLINE_LEN {
-            if let Err(d) = self.read_chain(out_mbox, out_len - ce::INLINE_LEN, token, 0x04) {
-                return (d, None);
-            }
+        if out_len > ce::INLINE_LEN
+            && let Err(d) = self.read_chain(out_mbox, out_len - ce::INLINE_LEN, token, 0x04)
+        {
+            return (d, None);
         }
-        if let Some((o, d)) = self.faults.delivery_fail {
-            if o == opcode {
-                return (d, None);
-            }
+        if let Some((o, d)) = self.faults.delivery_fail
+            && o == opcode
+        {
+            return (d, None);
         }
         let replayed = self
             .responder
@@ -672,7 +675,7 @@ impl Model {
         let mut pas = Vec::with_capacity(n);
         for i in 0..n {
             let pa = read_be64(input, pas_off + 8 * i);
-            if pa % PAGE_SIZE as u64 != 0 || !self.mem.valid(pa, pg.min(bytes)) {
+            if !pa.is_multiple_of(PAGE_SIZE as u64) || !self.mem.valid(pa, pg.min(bytes)) {
                 return Err(BAD_PARAM);
             }
             pas.push(pa);
@@ -734,7 +737,9 @@ impl Model {
                         }
                         for i in 0..n {
                             let pa = read_be64(input, manage_pages_in::PAS.off + 8 * i);
-                            if pa % PAGE_SIZE as u64 != 0 || !self.mem.valid(pa, PAGE_SIZE) {
+                            if !pa.is_multiple_of(PAGE_SIZE as u64)
+                                || !self.mem.valid(pa, PAGE_SIZE)
+                            {
                                 return Err(BAD_PARAM);
                             }
                         }
@@ -1278,7 +1283,8 @@ impl Model {
                 mem.read(ring.addr(slot * wqe::BB_SIZE), &mut w[lo..hi]);
             }
             let mut syndrome = 0u8;
-            if ((ctrl >> 8) & 0xffff) as u16 != ci || qpn_ds >> 8 != sqn || ds < 2 || ds > 16 {
+            if ((ctrl >> 8) & 0xffff) as u16 != ci || qpn_ds >> 8 != sqn || !(2..=16).contains(&ds)
+            {
                 syndrome = 0x02;
             }
             let mut frame = Vec::new();
@@ -1433,7 +1439,7 @@ impl Model {
         mem.read(wqe_pa, &mut w);
         let mut done = 0usize;
         let mut syndrome = 0u8;
-        for seg in w.chunks_exact(16) {
+        for seg in w.as_chunks::<16>().0 {
             if done == data.len() {
                 break;
             }
