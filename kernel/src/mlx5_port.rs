@@ -45,7 +45,7 @@ impl KernelMlx5Hw {
 
     #[inline]
     fn reg(&self, offset: usize, width: usize) -> Option<usize> {
-        (offset % width == 0 && offset.checked_add(width)? <= self.size)
+        (offset.is_multiple_of(width) && offset.checked_add(width)? <= self.size)
             .then_some(self.base + offset)
     }
 }
