@@ -1015,6 +1015,31 @@ impl Txn<'_> {
     fn finish(mut self) -> Result<Over, OvsdbError> {
         let schema = self.db.schema.clone();
         if self.refs_touched {
+            // Rows this transaction wrote may not refer to rows that do not exist, even if
+            // they are about to be collected (as Open vSwitch checks before collecting).
+            for (tname, rows) in &self.over {
+                let Some(ts) = schema.tables.get(tname) else {
+                    continue;
+                };
+                for r in rows.values().flatten() {
+                    let mut refs = BTreeSet::new();
+                    for (c, cs) in &ts.columns {
+                        if let Some(d) = r.get(c) {
+                            collect_refs(d, &cs.ty, RefType::Strong, &mut refs);
+                        }
+                    }
+                    for (t, u) in &refs {
+                        if self.get(t, u).is_none() {
+                            return Err(OvsdbError::new(
+                                "referential integrity violation",
+                                format!(
+                                    "table {tname} refers to row {u} that does not exist in table {t}"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
             // Garbage collection to a fixed point.
             loop {
                 let mut referenced: BTreeSet<(String, Uuid)> = BTreeSet::new();
@@ -1255,4 +1280,265 @@ fn arith(cur: &mut Datum, m: &str, arg: &Datum, base: &BaseType) -> Result<(), O
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"{"name":"T","version":"1.0.0","tables":{
+      "Root":{"isRoot":true,"maxRows":2,"columns":{
+        "name":{"type":"string"},
+        "kids":{"type":{"key":{"type":"uuid","refTable":"Kid"},"min":0,"max":"unlimited"}},
+        "fav":{"type":{"key":{"type":"uuid","refTable":"Kid","refType":"weak"},"min":0,"max":1}},
+        "n":{"type":{"key":{"type":"integer","minInteger":0,"maxInteger":100}}},
+        "fixed":{"type":"string","mutable":false},
+        "tmp":{"type":"string","ephemeral":true}},"indexes":[["name"]]},
+      "Kid":{"columns":{"name":{"type":"string"}}}}}"#;
+
+    fn db() -> Database {
+        Database::new(Schema::from_json(SCHEMA).unwrap(), 1)
+    }
+
+    struct Rec(Vec<ChangeSet>);
+    impl Journal for Rec {
+        fn commit(&mut self, c: &ChangeSet) -> Result<(), String> {
+            self.0.push(c.clone());
+            Ok(())
+        }
+    }
+
+    fn tx(db: &mut Database, ops: Value) -> Value {
+        tx_j(db, ops, &mut NoJournal)
+    }
+
+    fn tx_j(db: &mut Database, ops: Value, j: &mut dyn Journal) -> Value {
+        match db.transact(ops.as_array().unwrap(), 0, None, &|_| false, j) {
+            TxnOutcome::Done { result, .. } => result,
+            TxnOutcome::Blocked { .. } => panic!("blocked"),
+        }
+    }
+
+    fn err(r: &Value) -> Option<String> {
+        r.as_array()?.iter().find_map(|x| {
+            x.get("error")
+                .and_then(|e| e.as_str())
+                .map(|s| s.to_string())
+        })
+    }
+
+    #[test]
+    fn gc_weak_refs_constraints_atomicity() {
+        let mut d = db();
+        let r = tx(
+            &mut d,
+            json!([
+                {"op":"insert","table":"Kid","uuid-name":"k1","row":{"name":"a"}},
+                {"op":"insert","table":"Kid","uuid-name":"k2","row":{"name":"b"}},
+                {"op":"insert","table":"Root","row":{"name":"r","n":1,"fixed":"x",
+                  "kids":["set",[["named-uuid","k1"],["named-uuid","k2"]]],"fav":["named-uuid","k2"]}}
+            ]),
+        );
+        assert_eq!(err(&r), None, "{r}");
+        assert_eq!(d.table("Kid").unwrap().len(), 2);
+        // An unreferenced Kid is collected at once.
+        tx(
+            &mut d,
+            json!([{"op":"insert","table":"Kid","row":{"name":"orphan"}}]),
+        );
+        assert_eq!(d.table("Kid").unwrap().len(), 2);
+        // Dropping k2 from kids collects it and clears the weak `fav`.
+        let b = d
+            .table("Kid")
+            .unwrap()
+            .rows()
+            .find(|(_, r)| r.get("name").unwrap().as_str() == Some("b"))
+            .unwrap()
+            .0
+            .to_string();
+        let r = tx(
+            &mut d,
+            json!([{"op":"mutate","table":"Root","where":[],"mutations":[
+                ["kids","delete",["set",[["uuid", b]]]]]}]),
+        );
+        assert_eq!(err(&r), None, "{r}");
+        let root = d.table("Root").unwrap().rows().next().unwrap().1.clone();
+        assert!(root.get("fav").unwrap().is_empty());
+        assert_eq!(d.table("Kid").unwrap().len(), 1);
+        // Strong ref to a deleted row: error, nothing changes.
+        let g = d.generation();
+        let r = tx(&mut d, json!([{"op":"delete","table":"Kid","where":[]}]));
+        assert_eq!(
+            err(&r).as_deref(),
+            Some("referential integrity violation"),
+            "{r}"
+        );
+        assert_eq!(d.generation(), g);
+        // Ranges, immutable columns, indexes, maxRows, arithmetic.
+        let r = tx(
+            &mut d,
+            json!([{"op":"mutate","table":"Root","where":[],"mutations":[["n","+=",200]]}]),
+        );
+        assert_eq!(err(&r).as_deref(), Some("range error"), "{r}");
+        let r = tx(
+            &mut d,
+            json!([{"op":"update","table":"Root","where":[],"row":{"fixed":"y"}}]),
+        );
+        assert_eq!(err(&r).as_deref(), Some("constraint violation"), "{r}");
+        let r = tx(
+            &mut d,
+            json!([{"op":"insert","table":"Root","row":{"name":"r"}}]),
+        );
+        assert_eq!(
+            err(&r).as_deref(),
+            Some("constraint violation"),
+            "index: {r}"
+        );
+        let r = tx(
+            &mut d,
+            json!([{"op":"insert","table":"Root","row":{"name":"s"}},{"op":"insert","table":"Root","row":{"name":"t"}}]),
+        );
+        assert_eq!(
+            err(&r).as_deref(),
+            Some("constraint violation"),
+            "maxRows: {r}"
+        );
+        assert_eq!(
+            r.as_array().unwrap().len(),
+            3,
+            "one more element than ops: {r}"
+        );
+        let r = tx(
+            &mut d,
+            json!([{"op":"mutate","table":"Root","where":[],"mutations":[["n","*=",7]]},{"op":"select","table":"Root","where":[["n",">=",7]],"columns":["n"]}]),
+        );
+        assert_eq!(r[1]["rows"][0]["n"], json!(7), "{r}");
+        // Failure mid-transaction: earlier ops are undone, later ones are null.
+        let r = tx(
+            &mut d,
+            json!([{"op":"update","table":"Root","where":[],"row":{"n":9}},{"op":"abort"},{"op":"comment","comment":"x"}]),
+        );
+        assert_eq!(r[1]["error"], json!("aborted"));
+        assert_eq!(r[2], Value::Null);
+        assert_eq!(
+            d.table("Root")
+                .unwrap()
+                .rows()
+                .next()
+                .unwrap()
+                .1
+                .get("n")
+                .unwrap()
+                .as_integer(),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn journal_gets_durable_columns_and_replay_restores() {
+        let mut d = db();
+        let mut j = Rec(Vec::new());
+        tx_j(
+            &mut d,
+            json!([{"op":"insert","table":"Root","row":{"name":"r","tmp":"eph"}}]),
+            &mut j,
+        );
+        tx_j(
+            &mut d,
+            json!([{"op":"update","table":"Root","where":[],"row":{"tmp":"other"}}]),
+            &mut j,
+        );
+        assert_eq!(j.0.len(), 1, "an ephemeral-only change is not journaled");
+        assert!(
+            j.0[0].changes[0]
+                .row
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|(c, _)| c != "tmp")
+        );
+        tx_j(
+            &mut d,
+            json!([{"op":"update","table":"Root","where":[],"row":{"n":5}}]),
+            &mut j,
+        );
+        let mut e = db();
+        for c in &j.0 {
+            e.apply(c).unwrap();
+        }
+        let (u1, r1) = d.table("Root").unwrap().rows().next().unwrap();
+        let (u2, r2) = e.table("Root").unwrap().rows().next().unwrap();
+        assert_eq!((u1, r1.get("n")), (u2, r2.get("n")));
+        let mut f = db();
+        f.apply(&d.snapshot()).unwrap();
+        assert_eq!(
+            f.table("Root")
+                .unwrap()
+                .rows()
+                .next()
+                .unwrap()
+                .1
+                .get("name"),
+            r1.get("name")
+        );
+        // A failing journal abandons the transaction.
+        struct Fail;
+        impl Journal for Fail {
+            fn commit(&mut self, _: &ChangeSet) -> Result<(), String> {
+                Err("disk gone".into())
+            }
+        }
+        let r = tx_j(
+            &mut d,
+            json!([{"op":"update","table":"Root","where":[],"row":{"n":6}}]),
+            &mut Fail,
+        );
+        assert_eq!(err(&r).as_deref(), Some("I/O error"));
+        assert_eq!(
+            d.table("Root")
+                .unwrap()
+                .rows()
+                .next()
+                .unwrap()
+                .1
+                .get("n")
+                .unwrap()
+                .as_integer(),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn waits_block_and_time_out() {
+        let mut d = db();
+        let ops = json!([{"op":"wait","table":"Root","where":[],"columns":["name"],"until":"==","rows":[{"name":"x"}],"timeout":100}]);
+        match d.transact(ops.as_array().unwrap(), 0, None, &|_| false, &mut NoJournal) {
+            TxnOutcome::Blocked { deadline_ms } => assert_eq!(deadline_ms, 100),
+            o => panic!("{o:?}"),
+        }
+        match d.transact(
+            ops.as_array().unwrap(),
+            100,
+            Some(100),
+            &|_| false,
+            &mut NoJournal,
+        ) {
+            TxnOutcome::Done { result, .. } => assert_eq!(result[0]["error"], json!("timed out")),
+            o => panic!("{o:?}"),
+        }
+        tx(
+            &mut d,
+            json!([{"op":"insert","table":"Root","row":{"name":"x"}}]),
+        );
+        match d.transact(
+            ops.as_array().unwrap(),
+            50,
+            Some(100),
+            &|_| false,
+            &mut NoJournal,
+        ) {
+            TxnOutcome::Done { result, .. } => assert_eq!(result[0], json!({})),
+            o => panic!("{o:?}"),
+        }
+    }
 }
