@@ -551,3 +551,13 @@ fn pci_probe_ids() {
     assert_eq!(drivers::mlx5::probe(&f(0x15b3, 0x1014)), None, "CX4 VF");
     assert_eq!(drivers::mlx5::probe(&f(0x1af4, 0x1017)), None);
 }
+
+#[test]
+fn absurd_page_request_is_refused_not_attempted() {
+    let model = ModelHandle::new(ModelConfig {
+        boot_pages: i32::MAX,
+        ..ModelConfig::default()
+    });
+    let err = Mlx5Port::new(model.clone(), pool(&model, 64), "x", config()).unwrap_err();
+    assert_eq!(err, Mlx5Error::BadDeviceValue("page count"));
+}

@@ -29,6 +29,8 @@ pub const PAGES_INIT: u16 = 2;
 pub const PAGES_REGULAR: u16 = 3;
 const MANAGE_GIVE: u16 = 1;
 const MANAGE_TAKE: u16 = 2;
+/// Largest page request answered in one go (4 GiB of pages); more is a device bug.
+pub const MAX_PAGE_REQUEST: u32 = 1 << 20;
 /// The async EQ: 256 entries of 64 bytes, 16 KiB in one PAS entry (as Linux's first EQ).
 pub const EQ_LOG_SIZE: u8 = 8;
 /// Events on the async EQ: CQ error, WQ catastrophic, internal error, port change, page
@@ -331,6 +333,10 @@ impl<H: Mlx5Hw> Hca<H> {
     }
 
     fn give_pages(&mut self, func: u16, count: u32) -> Result<(), Mlx5Error> {
+        if count > MAX_PAGE_REQUEST {
+            warn!("mlx5: firmware asks for {count} pages; refusing more than {MAX_PAGE_REQUEST}");
+            return Err(Mlx5Error::BadDeviceValue("page count"));
+        }
         let mut fresh = Vec::with_capacity(count as usize);
         for _ in 0..count {
             match DmaMem::alloc(self.hw.allocator(), PAGE_SIZE) {
