@@ -16,6 +16,7 @@ mod exit;
 mod logger;
 mod memory;
 mod mgmt_port;
+mod mlx5_port;
 mod serial;
 mod time;
 
@@ -257,7 +258,11 @@ fn bring_up_bridge(
     }
     // Buffers: each port's receive ring (256) and transmit ring (256) full, plus bursts in
     // flight; at most a quarter of the free frames.
-    let want = nics.len() as u64 * 576 + 256;
+    let mlx5_count = functions
+        .iter()
+        .filter(|f| drivers::mlx5::probe(f).is_some())
+        .count();
+    let want = (nics.len() + mlx5_count) as u64 * 576 + 256;
     let bufs = want.min(memory::free_bytes() / 4 / 2176).max(256) as usize;
     let pool = match PacketPool::new(bufs) {
         Ok(p) => p,
@@ -286,6 +291,8 @@ fn bring_up_bridge(
             Err(e) => log::error!("virtio-net {}: cannot bring up: {e:?}", f.addr),
         }
     }
+    // ConnectX-4/5/6 (mlx5) NICs are data ports after the virtio-net ones.
+    ports.extend(mlx5_port::probe(functions, &pool));
     (bridge::Bridge::new(pool, ports), mgmt_dev)
 }
 

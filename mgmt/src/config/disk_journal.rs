@@ -119,4 +119,3 @@ pub fn load(db: &mut Database, loaded: &Loaded) -> LoadReport {
     }
     r
 }
-
