@@ -89,6 +89,10 @@ impl Mlx5Hw for KernelMlx5Hw {
     fn bar_size(&self) -> usize {
         self.size
     }
+
+    fn now_us(&mut self) -> Option<u64> {
+        Some(crate::time::now_us())
+    }
 }
 
 /// Brings up every ConnectX-4/5/6 function in `functions` (memory decoding and bus mastering

@@ -103,10 +103,16 @@ pub struct HealthMonitor {
     last_counter: Option<u32>,
     stalls: u8,
     failed: Option<HealthError>,
+    /// When the counter was last sampled ([`Mlx5Hw::now_us`] time).
+    last_sample_us: Option<u64>,
 }
 
-/// Polls without counter change before [`HealthError::CounterStalled`].
+/// Samples without counter change before [`HealthError::CounterStalled`].
 pub const MAX_STALLS: u8 = 3;
+
+/// Least time between two samples of the health counter when the platform has a clock
+/// (Linux polls health every 2 s): three unchanged samples are then at least 6 s of silence.
+pub const COUNTER_SAMPLE_US: u64 = 2_000_000;
 
 impl HealthMonitor {
     pub fn poll<H: Mlx5Hw>(&mut self, hw: &mut H) -> Result<(), HealthError> {
@@ -114,6 +120,13 @@ impl HealthMonitor {
             return Err(e);
         }
         let result = check(hw).and_then(|()| {
+            let now = hw.now_us();
+            if let (Some(now), Some(last)) = (now, self.last_sample_us)
+                && now.saturating_sub(last) < COUNTER_SAMPLE_US
+            {
+                return Ok(()); // too soon to expect the firmware to have ticked
+            }
+            self.last_sample_us = now;
             let counter = hw.read32(init_seg::HEALTH_COUNTER) & 0x00ff_ffff;
             if self.last_counter == Some(counter) {
                 self.stalls += 1;
@@ -140,5 +153,66 @@ impl HealthMonitor {
     /// Records a fatal condition found elsewhere (a command that saw it).
     pub fn set_failed(&mut self, e: HealthError) {
         self.failed.get_or_insert(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dma::DmaAllocator;
+    use crate::mlx5::model::{ModelConfig, ModelHandle};
+
+    /// The model with a clock the test sets.
+    struct Clocked(ModelHandle, u64);
+
+    impl Mlx5Hw for Clocked {
+        fn read32(&mut self, offset: usize) -> u32 {
+            self.0.read32(offset)
+        }
+        fn write32(&mut self, offset: usize, value: u32) {
+            self.0.write32(offset, value)
+        }
+        fn write64(&mut self, offset: usize, value: u64) {
+            self.0.write64(offset, value)
+        }
+        fn allocator(&self) -> &'static dyn DmaAllocator {
+            self.0.allocator()
+        }
+        fn delay_us(&mut self, us: u32) {
+            self.0.delay_us(us)
+        }
+        fn bar_size(&self) -> usize {
+            self.0.bar_size()
+        }
+        fn now_us(&mut self) -> Option<u64> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn frozen_counter_is_fatal_only_after_enough_time() {
+        let model = ModelHandle::new(ModelConfig::default());
+        model.with(|m| m.faults.counter_frozen = true);
+        let mut hw = Clocked(model, 0);
+        let mut monitor = HealthMonitor::default();
+        // A busy loop polling every microsecond for a second: never a stall.
+        for t in 0..1_000_000u64 {
+            hw.1 = t;
+            if t % 1000 == 0 {
+                assert_eq!(monitor.poll(&mut hw), Ok(()), "at {t} us");
+            }
+        }
+        // Samples 2 s apart: the first sets the reference, three more unchanged ones are fatal.
+        for k in 1..=3u64 {
+            hw.1 = k * COUNTER_SAMPLE_US;
+            let r = monitor.poll(&mut hw);
+            if k < 3 {
+                assert_eq!(r, Ok(()));
+            } else {
+                assert_eq!(r, Err(HealthError::CounterStalled));
+            }
+        }
+        hw.1 += COUNTER_SAMPLE_US;
+        assert_eq!(monitor.failure(), Some(HealthError::CounterStalled));
     }
 }

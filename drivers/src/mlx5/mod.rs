@@ -93,6 +93,13 @@ pub trait Mlx5Hw {
     fn delay_us(&mut self, us: u32);
     /// Size of BAR0 in bytes (UAR pages beyond it are refused).
     fn bar_size(&self) -> usize;
+    /// A monotonic clock in microseconds, if the platform has one. With it, the health
+    /// counter is sampled at most every [`health::COUNTER_SAMPLE_US`], so a port polled from
+    /// a busy loop does not mistake a counter that ticks slowly for a hung firmware; without
+    /// it, every health poll samples the counter.
+    fn now_us(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything that stops an mlx5 port from coming up or keeps it down.
