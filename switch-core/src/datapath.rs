@@ -156,7 +156,8 @@ pub const BATCH_SIZE: usize = 32;
 const NOT_AHEAD: u32 = u32::MAX;
 const ABSENT: u32 = u32::MAX - 1;
 
-/// Distinct entries whose credits a batch sums before crediting (more are credited directly).
+/// Places of the per-batch credit accumulator (entries hashed to a taken place are credited
+/// directly).
 const CREDIT_ACC: usize = 64;
 
 /// Why a frame comes back to the caller through [`DatapathSink::release`].
@@ -287,7 +288,9 @@ pub struct Datapath {
     replay: ReplayScratch,
     touched: Vec<u32>,
     /// Per-entry sums of a batch's credits.
-    credit_acc: Vec<(EntryId, u64, u64)>,
+    credit_acc: [Option<(EntryId, u64, u64)>; CREDIT_ACC],
+    /// The places of `credit_acc` in use.
+    credit_used: Vec<u8>,
     /// The previous packet's key and megaflow (slot, serial), within a batch.
     last: Option<(FlowKey, u32, u32)>,
     /// The index in the current chunk of the packet whose key `last` holds, if it is known.
@@ -325,7 +328,8 @@ impl Datapath {
             events: Vec::new(),
             replay: ReplayScratch::default(),
             touched: Vec::with_capacity(BATCH_SIZE),
-            credit_acc: Vec::with_capacity(CREDIT_ACC),
+            credit_acc: [None; CREDIT_ACC],
+            credit_used: Vec::with_capacity(CREDIT_ACC),
             last: None,
             last_idx: usize::MAX,
             keys: alloc::vec![FlowKey::ZERO; BATCH_SIZE],
@@ -714,7 +718,7 @@ impl Datapath {
         sink: &mut S,
     ) {
         let now = env.now_ms;
-        let deps = &mut self.flows.flows[slot as usize].normal;
+        let deps = self.flows.flows[slot as usize].normal_mut();
         // NORMAL: learn as the pipeline would, and check that the MAC table still gives the
         // answer the megaflow was made with.
         if !deps.is_empty() && !normal_fresh(deps, env, now) {
@@ -730,7 +734,7 @@ impl Datapath {
             self.touched.push(slot);
         }
         m.pending_packets += 1;
-        m.pending_bytes += len as u64;
+        m.pending_bytes += len as u32;
         if let Some((port, queue)) = m.single_output {
             sink.output(port, queue, frame);
             self.stats.outputs += 1;
@@ -762,12 +766,15 @@ impl Datapath {
     /// this batch.
     ///
     /// Megaflows often share entries (a table-miss or NORMAL entry, an ACL rule): the credits are
-    /// summed per entry first, so each entry is looked up once per batch.
+    /// summed per entry first, so a shared entry is usually looked up once per batch.
     fn flush_credits(&mut self, pipeline: &Pipeline, now_ms: u64) {
+        // Direct-mapped by entry: a shared entry sums in one place; an entry whose place is
+        // taken by another is credited at once (same totals, one more `credit` call).
         let acc = &mut self.credit_acc;
+        let used = &mut self.credit_used;
         for &slot in &self.touched {
             let m = &mut self.flows.flows[slot as usize];
-            let (p, b) = (m.pending_packets as u64, m.pending_bytes);
+            let (p, b) = (m.pending_packets as u64, m.pending_bytes as u64);
             m.pending_packets = 0;
             m.pending_bytes = 0;
             m.packets += p;
@@ -776,20 +783,30 @@ impl Datapath {
                 pipeline.credit_table_miss(t, p);
             }
             for &e in m.all_entries() {
-                if let Some(i) = acc.iter().position(|(id, _, _)| *id == e) {
-                    acc[i].1 += p;
-                    acc[i].2 += b;
-                } else if acc.len() < CREDIT_ACC {
-                    acc.push((e, p, b));
-                } else {
-                    pipeline.credit(e, p, b, now_ms);
+                let h =
+                    (e.rule as usize ^ (e.serial as usize).wrapping_mul(31) ^ e.table_id as usize)
+                        % CREDIT_ACC;
+                match &mut acc[h] {
+                    Some((id, ap, ab)) if *id == e => {
+                        *ap += p;
+                        *ab += b;
+                    }
+                    Some(_) => {
+                        pipeline.credit(e, p, b, now_ms);
+                    }
+                    vacant => {
+                        *vacant = Some((e, p, b));
+                        used.push(h as u8);
+                    }
                 }
             }
         }
-        for &(e, p, b) in acc.iter() {
-            pipeline.credit(e, p, b, now_ms);
+        for &h in used.iter() {
+            if let Some((e, p, b)) = acc[h as usize].take() {
+                pipeline.credit(e, p, b, now_ms);
+            }
         }
-        acc.clear();
+        used.clear();
         self.touched.clear();
     }
 
@@ -871,7 +888,7 @@ impl Datapath {
                     .and_then(|p| p.vlan_mode().input_vlan(nk.vlan()));
                 let lookup = match vlan {
                     Some(v) if !mac_is_multicast(dst) => {
-                        Some((v, dst, ns.mac_table().lookup(v, dst, now)))
+                        Some((v, ns.mac_table().lookup(v, dst, now)))
                     }
                     _ => None,
                 };
@@ -944,7 +961,7 @@ impl Datapath {
                 "{}, packets:{}, bytes:{}, used:{}.{:03}s, age:{}s{}, actions:{}",
                 MatchDisplay { key: &key, mask },
                 m.packets + m.pending_packets as u64,
-                m.bytes + m.pending_bytes,
+                m.bytes + m.pending_bytes as u64,
                 used / 1000,
                 used % 1000,
                 now_ms.saturating_sub(m.created_ms) / 1000,
@@ -1052,7 +1069,8 @@ fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
             dep.learned_ms = now;
             dep.learned_gen = ns.generation();
         }
-        if let Some((vlan, dst, port)) = dep.lookup {
+        if let Some((vlan, port)) = dep.lookup {
+            let dst = dep.eth_dst;
             let mgen = ns.generation();
             let may_have_aged = ns.mac_table().next_expiry_ms().is_some_and(|t| t <= now);
             if dep.checked_gen != mgen || may_have_aged {

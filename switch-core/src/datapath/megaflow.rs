@@ -27,20 +27,13 @@ use crate::port::PortNo;
 use crate::prefetch::prefetch;
 use crate::table::EntryId;
 
-/// What a cache hit on a NORMAL megaflow must check and do.
+/// What a cache hit on a NORMAL megaflow must check and do (one cache line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NormalDep {
     /// The fields of the key NORMAL saw that learning reads: in_port, eth_src, eth_dst,
     /// vlan_vid (learn from them on hits).
-    pub in_port: PortNo,
-    pub vlan_vid: u16,
     pub eth_src: u64,
     pub eth_dst: u64,
-    /// Whether the bridge had a learning switch when the megaflow was made.
-    pub had_switch: bool,
-    /// `(vlan, dst)` looked up by NORMAL, and what the MAC table answered; `None` when NORMAL
-    /// did not look up (multicast destination or packet not admitted).
-    pub lookup: Option<(u16, u64, Option<PortNo>)>,
     /// When the hits last learned, and the MAC-table generation right after: learning again in
     /// the same millisecond with nothing changed would only refresh `seen` to the same value.
     pub learned_ms: u64,
@@ -48,9 +41,30 @@ pub(crate) struct NormalDep {
     /// MAC-table generation at which `lookup` was last confirmed: while it holds and no entry
     /// can have aged, the answer holds too.
     pub checked_gen: u64,
+    pub in_port: PortNo,
+    /// `(vlan, eth_dst)` looked up by NORMAL: the VLAN, and what the MAC table answered;
+    /// `None` when NORMAL did not look up (multicast destination or packet not admitted).
+    pub lookup: Option<(u16, Option<PortNo>)>,
+    pub vlan_vid: u16,
+    /// Whether the bridge had a learning switch when the megaflow was made.
+    pub had_switch: bool,
 }
 
+const _: () = assert!(core::mem::size_of::<NormalDep>() <= 64);
+
 impl NormalDep {
+    const NONE: NormalDep = NormalDep {
+        eth_src: 0,
+        eth_dst: 0,
+        learned_ms: 0,
+        learned_gen: 0,
+        checked_gen: 0,
+        in_port: 0,
+        lookup: None,
+        vlan_vid: 0,
+        had_switch: false,
+    };
+
     /// A key with the fields learning reads.
     pub fn key(&self) -> FlowKey {
         let mut k = FlowKey::ZERO;
@@ -67,13 +81,32 @@ pub(crate) const MAX_NORMAL_STEPS: usize = 2;
 /// OpenFlow entries kept inline in a megaflow (more go to a boxed tail).
 pub(crate) const INLINE_ENTRIES: usize = 4;
 
-/// One megaflow. Fields a hit reads come first, together (`repr(C)` keeps the order).
+const NO_ENTRY: EntryId = EntryId {
+    table_id: 0,
+    rule: 0,
+    serial: 0,
+};
+
+/// One megaflow, laid out by cache line (`repr(C)`, aligned): line 0 is what every hit reads
+/// and writes, line 1 the OpenFlow entries a hit credits, lines 2-3 the NORMAL steps (a
+/// NORMAL hit reads the first); the rest is only for installs, removals and dumps. A hit on a
+/// megaflow with one NORMAL step touches three lines, one without NORMAL two (the batch stage
+/// prefetches them, [`MegaflowTable::prefetch`]).
 #[derive(Clone, Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Megaflow {
+    // Line 0.
     /// Cache epoch at which it was made (stale when the pipeline or ports changed since).
     pub epoch: u64,
+    pub used_ms: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Not yet credited to the OpenFlow entries (flushed at the end of each batch).
+    pub pending_bytes: u32,
+    pub pending_packets: u32,
     pub serial: u32,
+    /// The whole treatment is "send the packet out of this port" (`ops` not needed).
+    pub single_output: Option<(PortNo, Option<u32>)>,
     pub live: bool,
     /// Every packet must be translated (packet-ins, meters).
     pub slow: bool,
@@ -81,32 +114,55 @@ pub(crate) struct Megaflow {
     pub n_dec_ttl: u8,
     /// CLOCK reference bit.
     pub referenced: bool,
-    /// Not yet credited to the OpenFlow entries (flushed at the end of each batch).
-    pub pending_packets: u32,
-    pub subtable: u32,
-    pub pending_bytes: u64,
-    pub used_ms: u64,
-    /// The whole treatment is "send the packet out of this port" (`ops` not needed).
-    pub single_output: Option<(PortNo, Option<u32>)>,
-    pub normal: heapless::Vec<NormalDep, MAX_NORMAL_STEPS>,
-    pub entries: heapless::Vec<EntryId, INLINE_ENTRIES>,
     /// The table the translation found no entry in, if any (credited a lookup on hits).
     pub missed_table: Option<u8>,
+    n_entries: u8,
+    n_normal: u8,
+    // Line 1.
+    entries: [EntryId; INLINE_ENTRIES],
+    // Lines 2-3.
+    normal: [NormalDep; MAX_NORMAL_STEPS],
+    // Cold.
+    pub entries_more: Box<[EntryId]>,
+    pub ops: Box<[DpOp]>,
     pub hash: u64,
+    pub created_ms: u64,
+    pub subtable: u32,
     /// Its row in the subtable (which holds the masked key).
     pub row: u32,
     pub in_port: PortNo,
-    pub ops: Box<[DpOp]>,
-    pub entries_more: Box<[EntryId]>,
-    pub packets: u64,
-    pub bytes: u64,
-    pub created_ms: u64,
 }
+
+const _: () = assert!(core::mem::offset_of!(Megaflow, entries) == 64);
+const _: () = assert!(core::mem::offset_of!(Megaflow, normal) == 128);
 
 impl Megaflow {
     /// Every OpenFlow entry to credit.
     pub fn all_entries(&self) -> impl Iterator<Item = &EntryId> {
-        self.entries.iter().chain(self.entries_more.iter())
+        self.entries[..self.n_entries as usize]
+            .iter()
+            .chain(self.entries_more.iter())
+    }
+
+    /// The NORMAL steps.
+    #[inline]
+    pub fn normal_mut(&mut self) -> &mut [NormalDep] {
+        &mut self.normal[..self.n_normal as usize]
+    }
+
+    fn set_entries(&mut self, all: &[EntryId]) {
+        let split = all.len().min(INLINE_ENTRIES);
+        self.entries = [NO_ENTRY; INLINE_ENTRIES];
+        self.entries[..split].copy_from_slice(&all[..split]);
+        self.n_entries = split as u8;
+        self.entries_more = Box::from(&all[split..]);
+    }
+
+    fn set_normal(&mut self, normal: &[NormalDep]) {
+        let n = normal.len().min(MAX_NORMAL_STEPS);
+        self.normal = [NormalDep::NONE; MAX_NORMAL_STEPS];
+        self.normal[..n].copy_from_slice(&normal[..n]);
+        self.n_normal = n as u8;
     }
 }
 
@@ -535,8 +591,10 @@ impl MegaflowTable {
     pub fn prefetch(&self, slot: u32) {
         if let Some(m) = self.flows.get(slot as usize) {
             prefetch(&m.epoch);
-            prefetch(&m.normal);
             prefetch(&m.entries);
+            if m.n_normal > 0 {
+                prefetch(&m.normal);
+            }
         }
     }
 
@@ -676,9 +734,6 @@ impl MegaflowTable {
         let st_id = self.subtable_for(port, wc);
         let seed = self.limits.seed;
         let hash = masked_hash(key, &self.subtables[st_id as usize].words, seed);
-        let split = all_entries.len().min(INLINE_ENTRIES);
-        let entries = heapless::Vec::from_slice(&all_entries[..split]).unwrap_or_default();
-        let entries_more: Box<[EntryId]> = Box::from(&all_entries[split..]);
         let single_output = match *ops {
             [DpOp::OutputMove { port, queue }] => Some((port, queue)),
             _ => None,
@@ -690,11 +745,10 @@ impl MegaflowTable {
         if let Some(slot) = existing {
             let m = &mut self.flows[slot as usize];
             m.ops = ops;
-            m.entries = entries;
-            m.entries_more = entries_more;
+            m.set_entries(all_entries);
             m.missed_table = missed_table;
             m.single_output = single_output;
-            m.normal = normal;
+            m.set_normal(&normal);
             m.epoch = epoch;
             m.slow = slow;
             m.n_dec_ttl = n_dec_ttl;
@@ -706,17 +760,19 @@ impl MegaflowTable {
         if self.len >= self.limits.max_megaflows.max(1) {
             self.evict_one();
         }
-        let mf = Megaflow {
+        let mut mf = Megaflow {
             hash,
             row: 0,
             subtable: st_id,
             in_port,
             ops,
-            entries,
-            entries_more,
+            entries: [NO_ENTRY; INLINE_ENTRIES],
+            n_entries: 0,
+            entries_more: Box::new([]),
             missed_table,
             single_output,
-            normal,
+            normal: [NormalDep::NONE; MAX_NORMAL_STEPS],
+            n_normal: 0,
             epoch,
             slow,
             n_dec_ttl,
@@ -730,6 +786,8 @@ impl MegaflowTable {
             live: true,
             referenced: true,
         };
+        mf.set_entries(all_entries);
+        mf.set_normal(&normal);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.flows[s as usize] = mf;
@@ -758,9 +816,9 @@ impl MegaflowTable {
         m.live = false;
         self.version += 1;
         m.ops = Box::new([]);
-        m.entries.clear();
+        m.n_entries = 0;
         m.entries_more = Box::new([]);
-        m.normal.clear();
+        m.n_normal = 0;
         let (hash, st_id, in_port, row) = (m.hash, m.subtable, m.in_port, m.row);
         self.len -= 1;
         self.free.push(slot);
