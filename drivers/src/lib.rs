@@ -11,4 +11,5 @@ pub mod pci;
 pub mod dma;
 pub mod mlx5;
 pub mod nic;
+pub mod virtio_blk;
 pub mod virtio_net;

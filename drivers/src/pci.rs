@@ -70,6 +70,10 @@ impl PciFunction {
     pub fn is_virtio_net(&self) -> bool {
         self.vendor == 0x1af4 && (self.device == 0x1000 || self.device == 0x1041)
     }
+    /// A virtio-blk device (transitional or modern).
+    pub fn is_virtio_blk(&self) -> bool {
+        self.vendor == 0x1af4 && (self.device == 0x1001 || self.device == 0x1042)
+    }
     /// An NVIDIA/Mellanox ConnectX-4/5/6 (mlx5) function.
     pub fn is_mlx5(&self) -> bool {
         self.vendor == 0x15b3 && (0x1013..=0x1023).contains(&self.device)
