@@ -322,7 +322,8 @@ impl VmBuilder {
         self
     }
 
-    /// A raw file as a virtio-blk configuration disk.
+    /// A raw file as a virtio-blk configuration disk at PCI slot `CONFIG_DISK_PCI_SLOT` (after
+    /// the NICs, so their addresses do not move); created (64 MiB, sparse) if missing.
     pub fn config_disk(mut self, path: impl AsRef<Path>) -> Self {
         self.config_disk = Some(path.as_ref().to_path_buf());
         self
@@ -607,9 +608,17 @@ impl Vm {
         } = net::setup_ports(b.data_ports, &b.port_net, MGMT_PCI_SLOT)?;
         args.extend(port_args);
         if let Some(disk) = &b.config_disk {
+            ensure_config_disk(disk)?;
+            // cache=writeback: the guest's FLUSH becomes an fdatasync on the host, and a write
+            // QEMU completed is in the host's page cache, which a SIGKILL of QEMU does not
+            // lose; what the store acknowledges (written + flushed) survives both a killed
+            // QEMU and a host power cut.
             args.extend([
                 "-drive".to_string(),
-                format!("file={},format=raw,if=none,id=cfgdisk", disk.display()),
+                format!(
+                    "file={},format=raw,if=none,id=cfgdisk,cache=writeback",
+                    disk.display()
+                ),
                 "-device".to_string(),
                 format!("virtio-blk-pci,drive=cfgdisk,addr={CONFIG_DISK_PCI_SLOT:#x}"),
             ]);
@@ -954,6 +963,25 @@ impl Drop for Vm {
         net::teardown_netns(&self.netns_ports);
         let _ = fs::remove_dir_all(&self.tmp_dir);
     }
+}
+
+/// Size of a configuration disk the runner creates.
+pub const CONFIG_DISK_BYTES: u64 = 64 << 20;
+
+/// Creates `path` as an empty (sparse) configuration disk unless it exists.
+pub fn ensure_config_disk(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::new(format!("create {}: {e}", dir.display())))?;
+    }
+    let f = std::fs::File::create(path)
+        .map_err(|e| Error::new(format!("create {}: {e}", path.display())))?;
+    f.set_len(CONFIG_DISK_BYTES)
+        .map_err(|e| Error::new(format!("size {}: {e}", path.display())))?;
+    Ok(())
 }
 
 #[cfg(test)]

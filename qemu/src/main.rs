@@ -32,6 +32,9 @@ options:
   --net dgram|netns   data port wiring for run (default: netns as root, else dgram)
   --mgmt              add the management NIC with the fixed forwards (run; demo always has it)
   --no-build          do not build; use the existing artefacts
+  --config-disk PATH  the configuration disk (virtio-blk; created if missing;
+                      default target/ironflow-config.img for run and demo)
+  --no-config-disk    boot without one (configuration is then kept in memory only)
   --runs N            boot-bench runs (default 10)
   --log PATH          write the serial log here (run: console still attached)";
 
@@ -50,6 +53,8 @@ struct Args {
     build: bool,
     runs: usize,
     log: Option<PathBuf>,
+    config_disk: Option<PathBuf>,
+    no_config_disk: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +73,8 @@ fn parse_args() -> Result<Args, String> {
         build: true,
         runs: 10,
         log: None,
+        config_disk: None,
+        no_config_disk: false,
     };
     let mut it = std::env::args().skip(1).peekable();
     if let Some(first) = it.peek()
@@ -119,6 +126,8 @@ fn parse_args() -> Result<Args, String> {
             "--no-build" => a.build = false,
             "--runs" => a.runs = val("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--log" => a.log = Some(val("--log")?.into()),
+            "--config-disk" => a.config_disk = Some(val("--config-disk")?.into()),
+            "--no-config-disk" => a.no_config_disk = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -267,6 +276,16 @@ fn run(args: &Args, demo: bool) -> Result<ExitCode, String> {
         if args.mgmt {
             b = b.mgmt_nic(&[(6653, 6653), (6640, 6640)]);
         }
+    }
+    if !args.no_config_disk {
+        let disk = match &args.config_disk {
+            Some(p) => p.clone(),
+            None => image::target_dir()
+                .map_err(|e| e.to_string())?
+                .join("ironflow-config.img"),
+        };
+        eprintln!("ironflow-qemu: configuration disk {}", disk.display());
+        b = b.config_disk(disk);
     }
     catch_signals();
     let mut vm = b.spawn().map_err(|e| e.to_string())?;
