@@ -522,3 +522,53 @@ fn configuration_survives_reboot_and_power_cuts() {
     );
     let _ = std::fs::remove_file(disk);
 }
+
+#[test]
+fn a_foreign_disk_is_left_alone_until_the_operator_says_so() {
+    const T: &str = "ovsdb-foreign";
+    if !need_root(T) {
+        return;
+    }
+    let disk = temp_disk(T);
+    // Not an ironflow configuration: pseudo-random bytes (as a disk with other data has).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..(4 << 20))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&disk, &bytes).expect("write the foreign disk");
+    {
+        let mut sw = boot_with_disk(T, "log=info stats=0", &disk);
+        let lines = sw.vm.serial_lines().join("\n");
+        assert!(
+            lines.contains("not an ironflow configuration") && lines.contains("config.format=1"),
+            "a clear console error:\n{lines}"
+        );
+        // The switch runs with the first-boot configuration in memory.
+        assert_eq!(sw.vsctl(&["list-br"]), "br0");
+        sw.vsctl(&["set", "port", "eth1", "tag=3"]);
+        sw.vm.kill();
+    }
+    assert!(
+        std::fs::read(&disk).expect("read") == bytes,
+        "the foreign disk is untouched"
+    );
+    {
+        let mut sw = boot_with_disk(T, "log=info stats=0 config.format=1", &disk);
+        let lines = sw.vm.serial_lines().join("\n");
+        assert!(lines.contains("formatting it"), "{lines}");
+        sw.vsctl(&["set", "port", "eth1", "tag=4"]);
+        sw.vm.kill();
+    }
+    let sw = boot_with_disk(T, "log=info stats=0", &disk);
+    assert_eq!(
+        sw.vsctl(&["get", "port", "eth1", "tag"]),
+        "4",
+        "formatted disk keeps config"
+    );
+    let _ = std::fs::remove_file(disk);
+}
