@@ -395,7 +395,7 @@ fn ovsdb_client_sees_the_switch_and_bad_input_changes_nothing() {
         r#"["Open_vSwitch",{"op":"insert","table":"Bridge","row":{"fail_mode":"sometimes","name":"x"}}]"#,
         r#"["Open_vSwitch",{"op":"insert","table":"Port","row":{"name":"p","interfaces":["uuid","6e1a7c5e-0000-4000-8000-000000000000"]}}]"#,
         r#"["Open_vSwitch",{"op":"update","table":"Port","where":[],"row":{"tag":5000}}]"#,
-        r#"["Open_vSwitch",{"op":"insert","table":"Interface","row":{"name":"eth1"}},{"op":"insert","table":"Bridge","row":{"name":"bad"}}]"#,
+        r#"["Open_vSwitch",{"op":"insert","table":"Bridge","row":{"name":"br0"},"uuid-name":"b"},{"op":"mutate","table":"Open_vSwitch","where":[],"mutations":[["bridges","insert",["named-uuid","b"]]]}]"#,
     ];
     for t in bad {
         let (ok, out) = sw.client(&["transact", t]);

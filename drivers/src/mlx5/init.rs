@@ -29,8 +29,13 @@ pub const PAGES_INIT: u16 = 2;
 pub const PAGES_REGULAR: u16 = 3;
 const MANAGE_GIVE: u16 = 1;
 const MANAGE_TAKE: u16 = 2;
-/// Largest page request answered in one go (4 GiB of pages); more is a device bug.
-pub const MAX_PAGE_REQUEST: u32 = 1 << 20;
+/// Largest page request answered in one go (512 MiB of pages; a ConnectX-4 asks ~12.9 k
+/// pages at init); more is a device bug.
+pub const MAX_PAGE_REQUEST: u32 = 1 << 17;
+/// Most pages the device may hold at once (1 GiB): a firmware that keeps asking is refused
+/// rather than allowed to take the appliance's memory (found by the `mlx5_device_data` fuzz
+/// target: repeated requests just under the per-request limit ran the host out of memory).
+pub const MAX_PAGES_HELD: usize = 1 << 18;
 /// The async EQ: 256 entries of 64 bytes, 16 KiB in one PAS entry (as Linux's first EQ).
 pub const EQ_LOG_SIZE: u8 = 8;
 /// Events on the async EQ: CQ error, WQ catastrophic, internal error, port change, page
@@ -333,8 +338,11 @@ impl<H: Mlx5Hw> Hca<H> {
     }
 
     fn give_pages(&mut self, func: u16, count: u32) -> Result<(), Mlx5Error> {
-        if count > MAX_PAGE_REQUEST {
-            warn!("mlx5: firmware asks for {count} pages; refusing more than {MAX_PAGE_REQUEST}");
+        if count > MAX_PAGE_REQUEST || self.pages.len() + count as usize > MAX_PAGES_HELD {
+            warn!(
+                "mlx5: firmware asks for {count} pages (holding {}); refusing more than {MAX_PAGE_REQUEST} at once or {MAX_PAGES_HELD} in all",
+                self.pages.len()
+            );
             return Err(Mlx5Error::BadDeviceValue("page count"));
         }
         let mut fresh = Vec::with_capacity(count as usize);
