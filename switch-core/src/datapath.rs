@@ -389,7 +389,7 @@ impl Datapath {
         let mut port = self.flows.port_index(in_port);
         let mut packets = packets.into_iter();
         loop {
-            let lookups = self.stats.megaflow_lookups;
+            let hits = self.stats.megaflow_hits;
             let staged = self.config.cache
                 && port.is_some_and(|p| self.flows.ports[p].staged && !self.use_emc(p));
             let n = if staged {
@@ -427,9 +427,10 @@ impl Datapath {
             }
             self.flush_credits(pipeline, env.now_ms);
             if let Some(p) = port {
-                // Stages pay off from a few lookups per batch on.
+                // Stages pay off from a few classifier hits per batch on (misses are translated:
+                // looking them up ahead only adds work).
                 self.flows.ports[p].staged =
-                    self.stats.megaflow_lookups - lookups >= (BATCH_SIZE / 8) as u64;
+                    self.stats.megaflow_hits - hits >= (BATCH_SIZE / 8) as u64;
             }
             if n < BATCH_SIZE {
                 break;
