@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ironflow-hosted: not wired yet");
+    std::process::exit(2);
+}
