@@ -1,5 +1,6 @@
-//! ironflow kernel: boot, CPU tables, memory, console, PCI probe and the run-to-completion loop.
-//! Thin glue: all switching and management logic lives in the host-tested libraries.
+//! ironflow kernel: boot, CPU tables, memory, console, PCI probe and the drivers' MMIO/DMA.
+//! It owns the hardware only: the main loop (bridge, management, configuration, console
+//! commands) is the `appliance` library, which the hosted runner runs too.
 #![no_std]
 #![no_main]
 
@@ -7,15 +8,12 @@ extern crate alloc;
 
 mod boot;
 mod bootinfo;
-mod bridge;
-mod config;
 mod config_disk;
 mod cpu;
 mod dma;
 mod exit;
 mod logger;
 mod memory;
-mod mgmt_port;
 mod mlx5_port;
 mod serial;
 mod time;
@@ -127,119 +125,71 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         None => {}
     }
 
-    let (mut bridge, mgmt_dev) = bring_up_bridge(settings, &functions);
-    let mut management = mgmt_dev.map(|dev| Management::new(settings, dev));
-    let mut config = config::Config::boot(settings, &functions, &bridge);
-    // The configuration in force before the first packet: ports, VLANs, controllers.
-    config.poll(&mut bridge, management.as_mut(), time::now_ms());
+    let (pool, ports, mgmt_nic) = bring_up_nics(settings, &functions);
+    let disk = config_disk::probe(&functions);
+    let mut platform = KernelPlatform;
+    let mut switch = appliance::Appliance::new(&platform, settings, pool, ports, mgmt_nic, disk);
 
     let boot_us = time::now_us();
     console!("ironflow: ready boot_us={boot_us}");
     if settings.exit_after_ready {
-        console!("{}", bridge.stats_line());
+        console!("{}", switch.bridge.stats_line());
         exit::success();
     }
-    main_loop(&mut bridge, management.as_mut(), &mut config, settings)
+    switch.run(&mut platform)
 }
 
-/// The management plane: the management NIC's IP stack and the OpenFlow agent.
-pub struct Management {
-    dev: mgmt_port::NicDevice,
-    pub port: mgmt::netif::MgmtPort,
-    pub agent: mgmt::agent::OfAgent,
-    announced: Option<[u8; 4]>,
-}
+/// The machine as the appliance's main loop sees it: the TSC, the serial console, the heap.
+struct KernelPlatform;
 
-impl Management {
-    fn new(settings: &BootSettings, mut dev: mgmt_port::NicDevice) -> Self {
-        use mgmt::agent::{AgentConfig, OfAgent};
-        use mgmt::netif::{MgmtPort, NetifConfig};
-        let now = time::now_ms();
-        let agent = OfAgent::new(
-            AgentConfig::from_settings(settings, settings.fail_mode),
-            now,
-        );
-        let mut config = NetifConfig::from_settings(settings, dev.mac(), time::rdtsc());
-        // Bound the OpenFlow work of one management poll (a flow-mod costs tens of µs): 4 KiB
-        // per connection per poll keeps forwarding's pauses short during a bulk add-flows.
-        config.read_budget = 4096;
-        let port = MgmtPort::new(config, &mut dev, now);
-        log::info!(
-            "mgmt: OpenFlow on tcp:6653 (fail_mode {:?}), {}",
-            settings.fail_mode,
-            match settings.mgmt_ip {
-                Some(c) => alloc::format!(
-                    "address {}.{}.{}.{}/{}",
-                    c.addr[0],
-                    c.addr[1],
-                    c.addr[2],
-                    c.addr[3],
-                    c.prefix
-                ),
-                None => "address by DHCP".into(),
-            }
-        );
-        Management {
-            dev,
-            port,
-            agent,
-            announced: None,
-        }
+impl appliance::Platform for KernelPlatform {
+    fn now_ms(&self) -> u64 {
+        time::now_ms()
     }
 
-    fn stats_line(&self) -> alloc::string::String {
-        let n = self.dev.stats();
-        let p = self.port.stats();
-        let a = self.agent.stats();
+    fn now_us(&self) -> u64 {
+        time::now_us()
+    }
+
+    fn entropy(&self) -> u64 {
+        time::rdtsc()
+    }
+
+    fn console(&self, line: core::fmt::Arguments<'_>) {
+        logger::line(line);
+    }
+
+    fn poll_key(&mut self) -> Option<u8> {
+        serial::poll_key()
+    }
+
+    fn memory_line(&self) -> alloc::string::String {
+        let (used, free) = memory::heap_usage();
         alloc::format!(
-            "mgmt: rx={} tx={} tx_full={} tx_dropped={} err={} kicks={} | tcp accepted={} closed={} bytes_in={} bytes_out={} | openflow connections={} {:?}",
-            n.rx_packets,
-            n.tx_packets,
-            n.tx_full,
-            self.dev.tx_dropped,
-            n.rx_errors + n.tx_errors,
-            n.notifications,
-            p.accepted,
-            p.closed,
-            p.bytes_in,
-            p.bytes_out,
-            self.agent.connection_count(),
-            a
+            "heap used {used} B, free {free} B, frames free {} B",
+            memory::free_bytes()
         )
     }
 
-    fn poll(&mut self, bridge: &mut bridge::Bridge, config: &mut config::Config, now: u64) {
-        let t0 = time::now_us();
-        let mut ovsdb = config.service.streams();
-        bridge.poll_management(
-            now,
-            &mut self.port,
-            &mut self.dev,
-            &mut self.agent,
-            Some(&mut ovsdb),
-        );
-        let took = time::now_us() - t0;
-        if took > 20_000 {
-            log::warn!(
-                "mgmt: one management poll took {} ms (forwarding waited)",
-                took / 1000
-            );
-        }
-        let addr = self.port.ipv4_addr();
-        if addr != self.announced {
-            if let Some(a) = addr {
-                log::info!("mgmt: address {}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-            }
-            self.announced = addr;
-        }
+    fn exit_allowed(&self) -> bool {
+        on_panic() == exit::OnPanic::Exit
+    }
+
+    fn exit(&mut self) -> ! {
+        exit::success()
     }
 }
 
-/// Finds the NICs, picks the management one, and makes every other one a bridge port.
-fn bring_up_bridge(
-    settings: &BootSettings,
-    functions: &[drivers::pci::PciFunction],
-) -> (bridge::Bridge, Option<mgmt_port::NicDevice>) {
+/// The packet pool, the data NICs in order and the management NIC.
+type Nics = (
+    alloc::rc::Rc<drivers::dma::PacketPool>,
+    alloc::vec::Vec<alloc::boxed::Box<dyn drivers::nic::Nic>>,
+    Option<alloc::boxed::Box<dyn drivers::nic::Nic>>,
+);
+
+/// Finds the NICs and brings them up: the management one (the first virtio-net, or
+/// `mgmt.nic=`) and every other one as a data port, virtio-net first, then mlx5.
+fn bring_up_nics(settings: &BootSettings, functions: &[drivers::pci::PciFunction]) -> Nics {
     use alloc::boxed::Box;
     use drivers::dma::PacketPool;
     use drivers::nic::Nic;
@@ -272,7 +222,7 @@ fn bring_up_bridge(
     // SAFETY: PCI configuration access is used from this single boot thread only.
     let mut root = drivers::pci::PciRoot::new(unsafe { drivers::pci::PortIoCam::new() });
     let mut ports: alloc::vec::Vec<Box<dyn Nic>> = alloc::vec::Vec::new();
-    let mut mgmt_dev = None;
+    let mut mgmt_nic: Option<Box<dyn Nic>> = None;
     for (i, f) in nics.iter().enumerate() {
         match VirtioNetPort::from_pci(&mut root, f.addr, pool.clone()) {
             Ok(mut p) => {
@@ -283,7 +233,7 @@ fn bring_up_bridge(
                 }
                 if Some(i) == mgmt {
                     log::info!("mgmt: {} is the management NIC (not a bridge port)", f.addr);
-                    mgmt_dev = Some(mgmt_port::NicDevice::new(Box::new(p), pool.clone()));
+                    mgmt_nic = Some(Box::new(p));
                 } else {
                     ports.push(Box::new(p));
                 }
@@ -293,81 +243,7 @@ fn bring_up_bridge(
     }
     // ConnectX-4/5/6 (mlx5) NICs are data ports after the virtio-net ones.
     ports.extend(mlx5_port::probe(functions, &pool));
-    (bridge::Bridge::new(pool, ports), mgmt_dev)
-}
-
-fn main_loop(
-    bridge: &mut bridge::Bridge,
-    mut management: Option<&mut Management>,
-    config: &mut config::Config,
-    settings: &BootSettings,
-) -> ! {
-    const HOUSEKEEPING_MS: u64 = 100;
-    let stats_ms = settings.stats_interval_s as u64 * 1000;
-    let mut next_housekeeping = 0;
-    if let Some(m) = management.as_deref_mut() {
-        m.poll(bridge, config, time::now_ms()); // installs the standalone default flow at once
-    }
-    let mut next_stats = time::now_ms() + stats_ms;
-    let mut now = time::now_ms();
-    loop {
-        match management.as_deref_mut() {
-            Some(m) => {
-                let (meters, packet_ins) = m.agent.datapath_hooks();
-                bridge.poll(now, Some(meters), Some(packet_ins));
-            }
-            None => {
-                bridge.poll(now, None, None);
-            }
-        }
-        // Management, timers and the console every 64 passes: the datapath is never starved.
-        if !bridge.iterations.is_multiple_of(64) {
-            continue;
-        }
-        now = time::now_ms();
-        if let Some(m) = management.as_deref_mut() {
-            m.poll(bridge, config, now);
-        }
-        // OVSDB commits take effect here, between two forwarding passes.
-        config.poll(bridge, management.as_deref_mut(), now);
-        if now >= next_housekeeping {
-            bridge.housekeeping(now);
-            config.housekeeping();
-            next_housekeeping = now + HOUSEKEEPING_MS;
-        }
-        if stats_ms != 0 && now >= next_stats {
-            console!("{}", bridge.stats_line());
-            if let Some(m) = management.as_deref() {
-                console!("{}", m.stats_line());
-            }
-            console!("{}", config.stats_line());
-            next_stats = now + stats_ms;
-        }
-        match serial::poll_key() {
-            Some(b's') => console!("{}", bridge.stats_line()),
-            Some(b'm') => console!("fdb:\n{}", bridge.normal.fdb_show(now)),
-            Some(b'd') => console!("dpctl/dump-flows:\n{}", bridge.datapath.dump_flows(now)),
-            Some(b'p') => console!("pmd-stats-show:\n{}", bridge.datapath.show_stats()),
-            Some(b'h') => {
-                let (used, free) = memory::heap_usage();
-                console!(
-                    "memory: heap used {used} B, free {free} B, frames free {} B",
-                    memory::free_bytes()
-                );
-            }
-            Some(b'q') => {
-                console!("{}", bridge.stats_line());
-                // A stray key on an appliance's console must not stop the switch: `q` leaves
-                // only in test mode.
-                if on_panic() == exit::OnPanic::Exit {
-                    console!("ironflow: exit on request");
-                    exit::success();
-                }
-                console!("q: exits only with on_panic=exit (test mode); the switch keeps running");
-            }
-            _ => {}
-        }
-    }
+    (pool, ports, mgmt_nic)
 }
 
 #[panic_handler]

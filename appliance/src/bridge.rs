@@ -33,7 +33,7 @@ impl core::fmt::Display for MacFmt {
     }
 }
 
-use crate::mgmt_port::NicDevice;
+use crate::mgmt_dev::NicDevice;
 
 /// Largest frame accepted from a port (Ethernet + two VLAN tags).
 pub const MAX_FRAME: usize = 1522;

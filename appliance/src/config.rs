@@ -1,7 +1,8 @@
-//! Configuration glue: opens the configuration disk, loads the OVSDB database from it (or
-//! bootstraps it from the command line on first boot), and applies the plans the
-//! configuration service produces to the bridge and the OpenFlow agent. The logic lives in
-//! `mgmt::config`; this file only owns the hardware and the order of calls.
+//! Configuration glue: opens the configuration disk (any `mgmt::store::BlockDevice`: virtio-blk
+//! in the image, a file in the hosted runner), loads the OVSDB database from it (or bootstraps
+//! it from the command line on first boot), and applies the plans the configuration service
+//! produces to the bridge and the OpenFlow agent. The logic lives in `mgmt::config`; this file
+//! owns the order of calls.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -15,9 +16,9 @@ use mgmt::config::service::{ConfigJournal, ConfigService};
 use mgmt::ovsdb::{Database, NoJournal, OvsdbServer, Schema, VSWITCH_SCHEMA};
 use mgmt::store::{OpenError, Store};
 
-use crate::Management;
 use crate::bridge::Bridge;
-use crate::time;
+use crate::management::Management;
+use mgmt::store::BlockDevice;
 
 /// The configuration service and what the switch last applied.
 pub struct Config {
@@ -33,12 +34,12 @@ const STATUS_MS: u64 = 1_000;
 /// How often `Interface.statistics` is written (Open vSwitch's default stats-update-interval).
 const STATISTICS_MS: u64 = 5_000;
 
-fn open_journal(
+fn open_journal<D: BlockDevice + 'static>(
     settings: &BootSettings,
-    functions: &[drivers::pci::PciFunction],
+    disk: Option<D>,
     db: &mut Database,
 ) -> Box<dyn ConfigJournal> {
-    let Some(dev) = crate::config_disk::probe(functions) else {
+    let Some(dev) = disk else {
         log::warn!("config: no configuration disk: configuration is kept in memory only");
         return Box::new(NoJournal);
     };
@@ -91,20 +92,24 @@ fn open_journal(
 }
 
 impl Config {
-    pub fn boot(
+    /// Loads the database from `disk` (or starts empty when there is none or it cannot be
+    /// used: see the console), and on first boot writes the command line's bootstrap bridge.
+    pub fn boot<D: BlockDevice + 'static>(
         settings: &BootSettings,
-        functions: &[drivers::pci::PciFunction],
+        disk: Option<D>,
         bridge: &Bridge,
+        now_ms: u64,
+        seed: u64,
     ) -> Config {
         let schema = match Schema::from_json(VSWITCH_SCHEMA) {
             Ok(s) => s,
             // The schema is compiled in and tested on the host: this cannot fail at run time.
             Err(e) => panic!("the built-in Open_vSwitch schema does not load: {e}"),
         };
-        let mut db = Database::new(schema, time::rdtsc());
-        let journal = open_journal(settings, functions, &mut db);
+        let mut db = Database::new(schema, seed);
+        let journal = open_journal(settings, disk, &mut db);
         let mut service = ConfigService::new(OvsdbServer::new(db), journal);
-        match service.bootstrap(settings, &bridge.nic_infos(), time::now_ms()) {
+        match service.bootstrap(settings, &bridge.nic_infos(), now_ms) {
             Ok(true) => log::info!(
                 "config: first boot: {}",
                 match &settings.bootstrap_bridge {
