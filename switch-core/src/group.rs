@@ -248,6 +248,18 @@ impl GroupTable {
     }
 
     /// Changes on every modification.
+    /// Sets every group's and bucket's counters to zero (see `Pipeline::zero_counters`).
+    pub(crate) fn zero_counters(&mut self) {
+        for g in self.groups.values_mut() {
+            g.packets.set(0);
+            g.bytes.set(0);
+            for c in &mut g.bucket_counters {
+                c.packets.set(0);
+                c.bytes.set(0);
+            }
+        }
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }

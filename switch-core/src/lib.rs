@@ -33,3 +33,6 @@ pub mod port;
 // The datapath cache in front of the pipeline.
 pub mod datapath;
 mod prefetch;
+
+// The multi-core datapath: per-core workers fed by epoch publication.
+pub mod mcore;

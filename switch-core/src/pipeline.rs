@@ -641,6 +641,32 @@ impl Pipeline {
         Ok(removed)
     }
 
+    /// Removes one entry by handle (`None` if it is gone), as an expiry or a delete would, and
+    /// returns its flow-removed event. For a caller that decides expiry itself (the multi-core
+    /// publisher, which knows every core's `last_used`).
+    pub fn remove_entry(
+        &mut self,
+        id: EntryId,
+        reason: RemovedReason,
+        now_ms: u64,
+    ) -> Option<FlowRemoved> {
+        self.entry(id)?;
+        let t = self.tables.get_mut(id.table_id as usize)?;
+        let e = t.remove(id.rule)?;
+        self.bump();
+        Some(FlowRemoved::of(id.table_id, &e, reason, now_ms))
+    }
+
+    /// Sets every counter (entries, tables, groups, buckets) to zero without changing any
+    /// decision: a per-core replica of the pipeline starts so, and counts its core's packets
+    /// only (`crate::mcore`).
+    pub fn zero_counters(&mut self) {
+        for t in self.tables.iter_mut() {
+            t.zero_counters();
+        }
+        self.groups.zero_counters();
+    }
+
     /// Applies a group-mod. Deleting a group also deletes the flows that use it (as Open
     /// vSwitch does); their flow-removed events are returned (reason `GroupDelete`).
     pub fn group_mod(&mut self, gm: &GroupMod, now_ms: u64) -> Result<Vec<FlowRemoved>, OfpError> {

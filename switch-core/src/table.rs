@@ -114,6 +114,9 @@ pub struct FlowRemoved {
     pub byte_count: u64,
     pub match_: Match,
     pub notify: bool,
+    /// The removed entry's [`FlowEntry::serial`] (unique over the pipeline's life; the
+    /// multi-core datapath sums the per-core counters of the entry by it).
+    pub serial: u64,
 }
 
 impl FlowRemoved {
@@ -130,6 +133,7 @@ impl FlowRemoved {
             byte_count: e.bytes.get(),
             match_: e.match_,
             notify: e.flags.contains(FlowModFlags::SEND_FLOW_REM),
+            serial: e.serial,
         }
     }
 }
@@ -281,6 +285,17 @@ impl FlowTable {
 
     pub(crate) fn entry_mut(&mut self, rule: RuleId) -> Option<&mut FlowEntry> {
         self.cls.get_mut(rule).map(|r| &mut r.data)
+    }
+
+    /// Sets the table's and its entries' counters to zero (a replica of the pipeline that is
+    /// to count only its own core's packets). Changes no decision: the generation stays.
+    pub(crate) fn zero_counters(&mut self) {
+        self.lookups.set(0);
+        self.matched.set(0);
+        for (_, r) in self.cls.iter_mut() {
+            r.data.packets.set(0);
+            r.data.bytes.set(0);
+        }
     }
 }
 
