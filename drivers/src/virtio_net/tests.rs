@@ -7,7 +7,6 @@ use super::*;
 use crate::dma::test_support::HostDmaAllocator;
 use crate::dma::{DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
 use alloc::vec::Vec;
-use core::cell::RefCell;
 use switch_core::packet::Frame;
 use virtio_drivers::transport::InterruptStatus;
 use virtio_drivers::{Error as VirtioError, PhysAddr};
@@ -21,6 +20,19 @@ const ALL_OFFERED: u64 = (1 << 0) // CSUM
     | (1 << 28) // INDIRECT_DESC
     | (1 << 29) // EVENT_IDX
     | (1 << 32); // VERSION_1
+/// What QEMU's virtio-net with `mq=on` adds.
+const MQ: u64 = 1 << 22;
+
+/// Virtqueues the fake device has (QEMU: 2 × max_virtqueue_pairs + 1).
+const FAKE_QUEUES: usize = 2 * 8 + 1;
+
+/// A control command the fake device received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CtrlCmd {
+    class: u8,
+    command: u8,
+    data: Vec<u8>,
+}
 
 struct FakeState {
     device_type: DeviceType,
@@ -29,34 +41,52 @@ struct FakeState {
     driver_features: u64,
     reject_features: bool,
     max_queue_size: u32,
-    queues: [Option<DeviceQueue>; 2],
-    notified: [u32; 2],
-    /// mac (6), status (2)
-    config: [u8; 8],
+    queues: Vec<Option<DeviceQueue>>,
+    notified: Vec<u32>,
+    /// mac (6), status (2), max_virtqueue_pairs (2)
+    config: [u8; 10],
     resets: u32,
+    /// Commands seen on the control queue.
+    ctrl_cmds: Vec<CtrlCmd>,
+    /// The ack the control queue answers with; `None`: it never answers.
+    ctrl_ack: Option<u8>,
+    /// Queue pairs the device uses (1 after reset, as the spec says; set by the command).
+    active_pairs: u16,
 }
 
+/// The fake device (shared with the test, `Send` so queues can move to threads).
 #[derive(Clone)]
-struct FakeTransport(Rc<RefCell<FakeState>>);
+struct FakeTransport(Arc<std::sync::Mutex<FakeState>>);
 
 impl FakeTransport {
     fn new(features: u64, max_queue_size: u32) -> Self {
-        FakeTransport(Rc::new(RefCell::new(FakeState {
+        FakeTransport(Arc::new(std::sync::Mutex::new(FakeState {
             device_type: DeviceType::Network,
             status: DeviceStatus::empty(),
             device_features: features,
             driver_features: 0,
             reject_features: false,
             max_queue_size,
-            queues: [None, None],
-            notified: [0, 0],
-            config: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 1, 0],
+            queues: (0..FAKE_QUEUES).map(|_| None).collect(),
+            notified: alloc::vec![0; FAKE_QUEUES],
+            config: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 1, 0, 1, 0],
             resets: 0,
+            ctrl_cmds: Vec::new(),
+            ctrl_ack: Some(0),
+            active_pairs: 1,
         })))
     }
 
-    fn st(&self) -> core::cell::RefMut<'_, FakeState> {
-        self.0.borrow_mut()
+    /// A multiqueue device (MQ offered) with `max_pairs` queue pairs.
+    fn with_mq(max_pairs: u16) -> Self {
+        assert!(2 * max_pairs as usize + 1 <= FAKE_QUEUES);
+        let dev = Self::new(ALL_OFFERED | MQ, 256);
+        dev.st().config[8..10].copy_from_slice(&max_pairs.to_le_bytes());
+        dev
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.0.lock().unwrap()
     }
 
     fn with_queue<R>(&self, q: usize, f: impl FnOnce(&mut DeviceQueue) -> R) -> R {
@@ -65,7 +95,12 @@ impl FakeTransport {
 
     /// Device receives `frame` from the wire into the next posted rx buffer.
     fn deliver(&self, frame: &[u8]) -> bool {
-        self.with_queue(0, |q| {
+        self.deliver_on(0, frame)
+    }
+
+    /// Device receives `frame` into the next posted buffer of pair `pair`'s receive queue.
+    fn deliver_on(&self, pair: usize, frame: &[u8]) -> bool {
+        self.with_queue(2 * pair, |q| {
             let Some(d) = q.pop_avail() else {
                 return false;
             };
@@ -84,7 +119,11 @@ impl FakeTransport {
 
     /// Descriptors the driver made available on the tx queue (consumed, not yet completed).
     fn take_tx(&self) -> Vec<DeviceDesc> {
-        self.with_queue(1, |q| core::iter::from_fn(|| q.pop_avail()).collect())
+        self.take_tx_on(0)
+    }
+
+    fn take_tx_on(&self, pair: usize) -> Vec<DeviceDesc> {
+        self.with_queue(2 * pair + 1, |q| core::iter::from_fn(|| q.pop_avail()).collect())
     }
 
     /// Bytes after the header of a tx descriptor; checks the header is zeroed.
@@ -97,7 +136,11 @@ impl FakeTransport {
     }
 
     fn complete_tx(&self, descs: &[DeviceDesc]) {
-        self.with_queue(1, |q| {
+        self.complete_tx_on(0, descs)
+    }
+
+    fn complete_tx_on(&self, pair: usize, descs: &[DeviceDesc]) {
+        self.with_queue(2 * pair + 1, |q| {
             for d in descs {
                 q.push_used(d.id as u32, 0);
             }
@@ -107,11 +150,67 @@ impl FakeTransport {
     fn notified(&self, q: usize) -> u32 {
         self.st().notified[q]
     }
+
+    /// The control queue's index as the device numbers it.
+    fn ctrl_index(st: &FakeState) -> usize {
+        if st.device_features & MQ != 0 {
+            2 * u16::from_le_bytes([st.config[8], st.config[9]]) as usize
+        } else {
+            2
+        }
+    }
+}
+
+/// The fake device's control queue: reads each chain (readable header + data, then a
+/// writable ack byte), records the command and answers.
+fn process_ctrl(st: &mut FakeState) {
+    let index = FakeTransport::ctrl_index(st);
+    let Some(ack) = st.ctrl_ack else {
+        return;
+    };
+    let Some(q) = st.queues[index].as_mut() else {
+        return;
+    };
+    let mut cmds = Vec::new();
+    while let Some(head) = q.pop_avail() {
+        assert_eq!(head.flags & 1, 1, "command chains two descriptors");
+        assert_eq!(head.flags & ring::VIRTQ_DESC_F_WRITE, 0);
+        // SAFETY: test-only; reading the driver's descriptor table and command buffer.
+        let (next, out) = unsafe {
+            let next = core::ptr::read_volatile((q.desc + 16 * head.id as u64 + 14) as *const u16);
+            let out = core::slice::from_raw_parts(head.addr as *const u8, head.len as usize);
+            (next, out.to_vec())
+        };
+        let d = q.desc + 16 * next as u64;
+        // SAFETY: as above.
+        let (addr, len, flags) = unsafe {
+            (
+                core::ptr::read_volatile(d as *const u64),
+                core::ptr::read_volatile((d + 8) as *const u32),
+                core::ptr::read_volatile((d + 12) as *const u16),
+            )
+        };
+        assert_eq!((len, flags), (1, ring::VIRTQ_DESC_F_WRITE), "ack descriptor");
+        // SAFETY: the driver's ack byte.
+        unsafe { core::ptr::write_volatile(addr as *mut u8, ack) };
+        q.push_used(head.id as u32, 1);
+        cmds.push(CtrlCmd {
+            class: out[0],
+            command: out[1],
+            data: out[2..].to_vec(),
+        });
+    }
+    for c in &cmds {
+        if ack == 0 && c.class == 4 && c.command == 0 {
+            st.active_pairs = u16::from_le_bytes([c.data[0], c.data[1]]);
+        }
+    }
+    st.ctrl_cmds.extend(cmds);
 }
 
 impl Transport for FakeTransport {
     fn device_type(&self) -> DeviceType {
-        self.0.borrow().device_type
+        self.st().device_type
     }
     fn read_device_features(&mut self) -> u64 {
         self.st().device_features
@@ -119,20 +218,35 @@ impl Transport for FakeTransport {
     fn write_driver_features(&mut self, driver_features: u64) {
         self.st().driver_features = driver_features;
     }
-    fn max_queue_size(&mut self, _queue: u16) -> u32 {
-        self.st().max_queue_size
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        let st = self.st();
+        let queues = if st.device_features & MQ != 0 {
+            FakeTransport::ctrl_index(&st) + 1
+        } else {
+            3
+        };
+        if (queue as usize) < queues {
+            st.max_queue_size
+        } else {
+            0
+        }
     }
     fn notify(&mut self, queue: u16) {
-        self.st().notified[queue as usize] += 1;
+        let mut st = self.st();
+        st.notified[queue as usize] += 1;
+        if queue as usize == FakeTransport::ctrl_index(&st) {
+            process_ctrl(&mut st);
+        }
     }
     fn get_status(&self) -> DeviceStatus {
-        self.0.borrow().status
+        self.st().status
     }
     fn set_status(&mut self, mut status: DeviceStatus) {
         let mut st = self.st();
         if status.is_empty() {
-            st.queues = [None, None];
+            st.queues.iter_mut().for_each(|q| *q = None);
             st.resets += 1;
+            st.active_pairs = 1;
         }
         if st.reject_features {
             status.remove(DeviceStatus::FEATURES_OK);
@@ -171,7 +285,7 @@ impl Transport for FakeTransport {
         0
     }
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, VirtioError> {
-        let st = self.0.borrow();
+        let st = self.st();
         let end = offset + core::mem::size_of::<T>();
         let bytes = st
             .config
