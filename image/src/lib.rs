@@ -15,6 +15,9 @@ use std::process::{Command, Stdio};
 pub const KERNEL_PACKAGE: &str = "ironflow-kernel";
 pub const KERNEL_BIN: &str = "ironflow";
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// The hosted runner's package and binary (see `hosted/`).
+pub const HOSTED_PACKAGE: &str = "hosted";
+pub const HOSTED_BIN: &str = "ironflow-hosted";
 
 /// File names inside the output folder.
 pub const ELF_NAME: &str = "ironflow.elf";
@@ -185,21 +188,26 @@ pub fn target_dir() -> Result<PathBuf> {
 /// `cargo build --release -p ironflow-kernel --target x86_64-unknown-none`; returns the ELF's path as
 /// cargo reports it (so `CARGO_TARGET_DIR` and `.cargo/config.toml` are honoured).
 pub fn build_kernel(quiet: bool) -> Result<PathBuf> {
+    build_binary(KERNEL_PACKAGE, KERNEL_BIN, Some(KERNEL_TARGET), quiet)
+}
+
+/// `cargo build --release -p hosted`: the hosted runner (a Linux binary); returns its path.
+pub fn build_hosted(quiet: bool) -> Result<PathBuf> {
+    build_binary(HOSTED_PACKAGE, HOSTED_BIN, None, quiet)
+}
+
+fn build_binary(package: &str, bin: &str, target: Option<&str>, quiet: bool) -> Result<PathBuf> {
     let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        KERNEL_PACKAGE,
-        "--target",
-        KERNEL_TARGET,
-        "--message-format=json-render-diagnostics",
-    ]);
+    cmd.args(["build", "--release", "-p", package]);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    cmd.arg("--message-format=json-render-diagnostics");
     // RUSTFLAGS (e.g. `-D warnings` from a CI environment) would replace the kernel target's
     // rustflags in .cargo/config.toml (static relocation model), and the 32-bit boot code would
     // no longer link.
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-        if std::env::var_os(var).is_some() {
+        if target.is_some() && std::env::var_os(var).is_some() {
             if !quiet {
                 eprintln!(
                     "image: ignoring {var} for the kernel build (the kernel's rustflags are in .cargo/config.toml)"
@@ -236,7 +244,7 @@ pub fn build_kernel(quiet: bool) -> Result<PathBuf> {
                 continue;
             }
             let name = msg.pointer("/target/name").and_then(|n| n.as_str());
-            if name != Some(KERNEL_BIN) {
+            if name != Some(bin) {
                 continue;
             }
             if let Some(exe) = msg.get("executable").and_then(|e| e.as_str()) {
@@ -252,12 +260,13 @@ pub fn build_kernel(quiet: bool) -> Result<PathBuf> {
         .unwrap_or_default();
     if !status.success() {
         return Err(Error::new(format!(
-            "kernel build failed ({status}): cargo build --release -p {KERNEL_PACKAGE} --target {KERNEL_TARGET}\n{stderr}"
+            "build failed ({status}): cargo build --release -p {package}{}\n{stderr}",
+            target.map(|t| format!(" --target {t}")).unwrap_or_default()
         )));
     }
     executable.ok_or_else(|| {
         Error::new(format!(
-            "cargo built {KERNEL_PACKAGE} but reported no executable named {KERNEL_BIN}"
+            "cargo built {package} but reported no executable named {bin}"
         ))
     })
 }

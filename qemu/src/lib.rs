@@ -18,9 +18,11 @@
 //! # Ok::<(), ironflow_qemu::Error>(())
 //! ```
 
+pub mod hosted;
 mod net;
 mod serial;
 
+pub use hosted::{backend_is_hosted, hosted_binary};
 pub use net::{DgramPort, PortNet, data_port_mac};
 pub use regex::Regex;
 
@@ -231,6 +233,8 @@ pub struct VmBuilder {
     console: Console,
     log_path: Option<PathBuf>,
     extra_args: Vec<String>,
+    /// Run the hosted runner at this path instead of QEMU (see [`hosted`]).
+    hosted: Option<PathBuf>,
 }
 
 impl Default for VmBuilder {
@@ -250,6 +254,7 @@ impl Default for VmBuilder {
             console: Console::Capture,
             log_path: None,
             extra_args: Vec::new(),
+            hosted: None,
         }
     }
 }
@@ -337,6 +342,14 @@ impl VmBuilder {
     /// Serial log file (default: `<log dir>/<name>-<pid>-<n>.log`, see [`log_dir`]).
     pub fn log_path(mut self, p: impl AsRef<Path>) -> Self {
         self.log_path = Some(p.as_ref().to_path_buf());
+        self
+    }
+
+    /// Runs the appliance natively with the hosted runner `bin` instead of the image in QEMU
+    /// (see [`hosted`]); the ELF, the accelerator and QEMU arguments are then ignored.
+    /// `IRONFLOW_BACKEND=hosted` does this for every VM that boots an ELF.
+    pub fn hosted(mut self, bin: impl AsRef<Path>) -> Self {
+        self.hosted = Some(bin.as_ref().to_path_buf());
         self
     }
 
@@ -460,6 +473,8 @@ pub struct Vm {
     dgram_ports: Vec<DgramPort>,
     netns_ports: Vec<NetnsPort>,
     mgmt_forwards: Vec<(u16, u16)>,
+    /// Set when this is the hosted runner, not QEMU.
+    hosted: Option<hosted::HostedState>,
 }
 
 impl Vm {
@@ -468,6 +483,16 @@ impl Vm {
     }
 
     fn spawn(b: VmBuilder) -> Result<Vm> {
+        let hosted_bin = match &b.hosted {
+            Some(p) => Some(p.clone()),
+            None if hosted::backend_is_hosted() && matches!(b.boot, Some(Boot::Elf(_))) => {
+                Some(hosted::hosted_binary()?)
+            }
+            None => None,
+        };
+        if let Some(bin) = hosted_bin {
+            return Vm::spawn_hosted(b, &bin);
+        }
         let boot = b
             .boot
             .clone()
@@ -702,6 +727,7 @@ impl Vm {
             dgram_ports: dgram,
             netns_ports: netns,
             mgmt_forwards,
+            hosted: None,
         };
         if !vm.netns_ports.is_empty() {
             let child = vm.child.as_mut().expect("just spawned");
@@ -709,6 +735,108 @@ impl Vm {
                 .map_err(|e| Error::new(format!("{e}\n{}", vm.diagnostics())))?;
         }
         Ok(vm)
+    }
+
+    /// The hosted runner in place of QEMU: the same console, hosts and forwards.
+    fn spawn_hosted(b: VmBuilder, bin: &Path) -> Result<Vm> {
+        if !is_root() {
+            return Err(Error::new(
+                "the hosted runner needs root (veth pairs, namespaces, a tap, raw sockets)",
+            ));
+        }
+        let id = format!("{}-{}-{}", b.name, std::process::id(), unique());
+        let tmp_dir = std::env::temp_dir().join(format!("ironflow-hosted-{id}"));
+        fs::create_dir_all(&tmp_dir)
+            .map_err(|e| Error::new(format!("cannot create {}: {e}", tmp_dir.display())))?;
+        let setup = hosted::setup(&b)?;
+        let mut cmdline = b.cmdline.clone();
+        if b.mgmt_forwards.is_some() && !cmdline.contains("mgmt.ip=") {
+            cmdline += &format!(
+                " mgmt.ip={}/24 mgmt.gw={}",
+                hosted::MGMT_GUEST,
+                hosted::MGMT_HOST
+            );
+        }
+        let mut args = setup.args.clone();
+        if let Some(disk) = &b.config_disk {
+            ensure_config_disk(disk)?;
+            args.push("--config".into());
+            args.push(disk.to_string_lossy().into_owned());
+        }
+        args.push("--".into());
+        args.extend(cmdline.split_ascii_whitespace().map(String::from));
+        let log_path = b
+            .log_path
+            .clone()
+            .unwrap_or_else(|| log_dir().join(format!("{id}.log")));
+        if let Some(dir) = log_path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let fail = |e: String, setup: &hosted::HostedSetup| {
+            net::teardown_netns(&setup.ports);
+            setup.state.teardown();
+            Error::new(e)
+        };
+        let log_file = fs::File::create(&log_path)
+            .map_err(|e| fail(format!("cannot create {}: {e}", log_path.display()), &setup))?;
+        let started = Instant::now();
+        let mut child = Command::new(bin)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("cannot start {}: {e}", bin.display()), &setup))?;
+        let serial = SerialCapture::start(
+            &mut child,
+            Some(log_file),
+            b.console == Console::CaptureEcho,
+        );
+        let serial_in = child.stdin.take().map(Mutex::new);
+        let hosted::HostedSetup { ports, state, .. } = setup;
+        let mut all_args = vec![bin.to_string_lossy().into_owned()];
+        all_args.extend(args);
+        let mut vm = Vm {
+            name: id,
+            child: Some(child),
+            exit: None,
+            started,
+            accel: Accel::Tcg,
+            args: all_args,
+            serial: Some(serial),
+            serial_in,
+            log_path: Some(log_path),
+            tmp_dir,
+            dgram_ports: Vec::new(),
+            netns_ports: ports,
+            mgmt_forwards: Vec::new(),
+            hosted: Some(state),
+        };
+        let fwds = b.mgmt_forwards.clone().unwrap_or_default();
+        let (Some(state), Some(child)) = (vm.hosted.as_ref(), vm.child.as_mut()) else {
+            unreachable!("set above");
+        };
+        match hosted::wire(state, &fwds, &cmdline, child) {
+            Ok(f) => vm.mgmt_forwards = f,
+            Err(e) => return Err(Error::new(format!("{e}\n{}", vm.diagnostics()))),
+        }
+        Ok(vm)
+    }
+
+    /// Whether this is the hosted runner rather than QEMU.
+    pub fn is_hosted(&self) -> bool {
+        self.hosted.is_some()
+    }
+
+    fn exit_kind(hosted: bool, status: std::process::ExitStatus) -> ExitKind {
+        if hosted {
+            return match status.code() {
+                Some(0) => ExitKind::Success,
+                Some(101) => ExitKind::Failure,
+                _ => ExitKind::from_status(status),
+            };
+        }
+        ExitKind::from_status(status)
     }
 
     /// The QEMU arguments (without the binary), for messages and reproducing a run by hand.
@@ -849,7 +977,7 @@ impl Vm {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    let k = ExitKind::from_status(status);
+                    let k = Vm::exit_kind(self.hosted.is_some(), status);
                     self.exit = Some(k);
                     if let Some(s) = &self.serial {
                         // Let the reader threads drain the pipes so the log is complete.
@@ -869,10 +997,11 @@ impl Vm {
 
     /// True while QEMU runs.
     pub fn is_running(&mut self) -> bool {
+        let hosted = self.hosted.is_some();
         match self.child.as_mut().map(|c| c.try_wait()) {
             Some(Ok(None)) => true,
             Some(Ok(Some(status))) => {
-                self.exit.get_or_insert(ExitKind::from_status(status));
+                self.exit.get_or_insert(Vm::exit_kind(hosted, status));
                 false
             }
             _ => false,
@@ -882,6 +1011,7 @@ impl Vm {
     /// Stops QEMU and reaps it: SIGTERM first (QEMU then restores the terminal it put in raw mode),
     /// SIGKILL if it is still running after 3 s.
     pub fn kill(&mut self) {
+        let hosted = self.hosted.is_some();
         if let Some(child) = self.child.as_mut() {
             if let Ok(None) = child.try_wait() {
                 if let Ok(pid) = libc::pid_t::try_from(child.id()) {
@@ -898,7 +1028,7 @@ impl Vm {
                 }
             }
             if let Ok(status) = child.wait() {
-                self.exit.get_or_insert(ExitKind::from_status(status));
+                self.exit.get_or_insert(Vm::exit_kind(hosted, status));
             }
         }
     }
@@ -927,7 +1057,10 @@ impl Vm {
     /// The command line, the accelerator, the log file, QEMU's stderr and the last serial lines:
     /// what a failing test should print.
     pub fn diagnostics(&self) -> String {
-        let mut s = format!("  qemu ({}): {}\n", self.accel.name(), self.command_line());
+        let mut s = match self.hosted {
+            Some(_) => format!("  hosted runner: {}\n", self.args.join(" ")),
+            None => format!("  qemu ({}): {}\n", self.accel.name(), self.command_line()),
+        };
         if let Some(p) = &self.log_path {
             s += &format!("  serial log: {}\n", p.display());
         }
@@ -961,6 +1094,9 @@ impl Drop for Vm {
     fn drop(&mut self) {
         self.kill();
         net::teardown_netns(&self.netns_ports);
+        if let Some(h) = &self.hosted {
+            h.teardown();
+        }
         let _ = fs::remove_dir_all(&self.tmp_dir);
     }
 }
