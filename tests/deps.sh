@@ -3,11 +3,12 @@
 
 # Packages and why: QEMU + firmware (SeaBIOS comes with qemu-system-x86; OVMF for UEFI), GRUB and the
 # tools grub-mkrescue needs for the hybrid image, a C toolchain for linking host crates, iproute2 for
-# taps/namespaces, and the real clients the integration tests drive.
+# taps/namespaces, ethtool for the hosted runner's veth hosts (offloads off), and the real clients the
+# integration tests drive.
 IRONFLOW_APT_PACKAGES=(
   qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
   openvswitch-common openvswitch-switch iperf3 tcpdump python3 python3-venv
-  iproute2 iputils-ping gcc libc6-dev curl ca-certificates git
+  iproute2 iputils-ping ethtool gcc libc6-dev curl ca-certificates git
 )
 
 ironflow_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
