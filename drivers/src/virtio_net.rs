@@ -121,8 +121,8 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 
 use crate::dma::{DRIVER_RESERVE, DmaAllocator, DmaHal, PacketBatch, PacketPool};
 use crate::nic::{Nic, NicStats};
-use ctrl::CtrlQueue;
 pub use ctrl::CtrlError;
+use ctrl::CtrlQueue;
 use ring::{SplitRing, Used};
 
 bitflags! {
@@ -329,12 +329,7 @@ impl<T: Transport> Device<T> {
         let _transport = self.transport.lock();
         // SAFETY: forwarded from our caller.
         unsafe {
-            pci_notify::notify_addresses(
-                cam,
-                function,
-                self.allocator,
-                [2 * pair, 2 * pair + 1],
-            )
+            pci_notify::notify_addresses(cam, function, self.allocator, [2 * pair, 2 * pair + 1])
         }
         .map(|[rx, tx]| [NotifyRegister(rx), NotifyRegister(tx)])
     }
@@ -448,12 +443,15 @@ fn bring_up<T: Transport>(
         return Err(VirtioNetError::NotNetworkDevice(device_type));
     }
     let requested = options.queue_pairs.max(1);
-    let attempt = match try_bring_up(&mut transport, allocator, label, options.queue_size, requested)
-    {
+    let attempt = match try_bring_up(
+        &mut transport,
+        allocator,
+        label,
+        options.queue_size,
+        requested,
+    ) {
         Err(VirtioNetError::Control(e)) => {
-            warn!(
-                "virtio-net {label}: queue-pair command failed ({e:?}); using one queue pair"
-            );
+            warn!("virtio-net {label}: queue-pair command failed ({e:?}); using one queue pair");
             try_bring_up(&mut transport, allocator, label, options.queue_size, 1)
         }
         other => other,
@@ -606,7 +604,8 @@ fn try_bring_up<T: Transport>(
                 return Err(VirtioNetError::QueueUnavailable(index));
             }
             let size = clamp_queue_size(ctrl::CTRL_QUEUE_SIZE, max);
-            let mut q = CtrlQueue::new(allocator, index, size).ok_or(VirtioNetError::OutOfDmaMemory)?;
+            let mut q =
+                CtrlQueue::new(allocator, index, size).ok_or(VirtioNetError::OutOfDmaMemory)?;
             if event_idx {
                 q.set_event_idx();
             }

@@ -52,6 +52,8 @@ struct FakeState {
     ctrl_ack: Option<u8>,
     /// Queue pairs the device uses (1 after reset, as the spec says; set by the command).
     active_pairs: u16,
+    /// A queue whose maximum size reads 0 (does not exist).
+    missing_queue: Option<u16>,
 }
 
 /// The fake device (shared with the test, `Send` so queues can move to threads).
@@ -74,12 +76,13 @@ impl FakeTransport {
             ctrl_cmds: Vec::new(),
             ctrl_ack: Some(0),
             active_pairs: 1,
+            missing_queue: None,
         })))
     }
 
     /// A multiqueue device (MQ offered) with `max_pairs` queue pairs.
     fn with_mq(max_pairs: u16) -> Self {
-        assert!(2 * max_pairs as usize + 1 <= FAKE_QUEUES);
+        assert!(2 * (max_pairs as usize) < FAKE_QUEUES);
         let dev = Self::new(ALL_OFFERED | MQ, 256);
         dev.st().config[8..10].copy_from_slice(&max_pairs.to_le_bytes());
         dev
@@ -123,7 +126,9 @@ impl FakeTransport {
     }
 
     fn take_tx_on(&self, pair: usize) -> Vec<DeviceDesc> {
-        self.with_queue(2 * pair + 1, |q| core::iter::from_fn(|| q.pop_avail()).collect())
+        self.with_queue(2 * pair + 1, |q| {
+            core::iter::from_fn(|| q.pop_avail()).collect()
+        })
     }
 
     /// Bytes after the header of a tx descriptor; checks the header is zeroed.
@@ -190,7 +195,11 @@ fn process_ctrl(st: &mut FakeState) {
                 core::ptr::read_volatile((d + 12) as *const u16),
             )
         };
-        assert_eq!((len, flags), (1, ring::VIRTQ_DESC_F_WRITE), "ack descriptor");
+        assert_eq!(
+            (len, flags),
+            (1, ring::VIRTQ_DESC_F_WRITE),
+            "ack descriptor"
+        );
         // SAFETY: the driver's ack byte.
         unsafe { core::ptr::write_volatile(addr as *mut u8, ack) };
         q.push_used(head.id as u32, 1);
@@ -225,7 +234,7 @@ impl Transport for FakeTransport {
         } else {
             3
         };
-        if (queue as usize) < queues {
+        if (queue as usize) < queues && st.missing_queue != Some(queue) {
             st.max_queue_size
         } else {
             0
@@ -901,6 +910,26 @@ fn init_logs_one_useful_line() {
          256 rx buffers posted, features MAC | STATUS | RING_EVENT_IDX | VERSION_1 \
          (device offers 0x130038021), link up"
     );
+    drop(lines);
+    let options = VirtioNetOptions {
+        queue_pairs: 2,
+        ..VirtioNetOptions::default()
+    };
+    let _q = VirtioNetPort::with_options(FakeTransport::with_mq(4), pool(600), "00:08.0", options)
+        .unwrap();
+    let lines = LINES.lock().unwrap();
+    let mine: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("virtio-net 00:08.0:"))
+        .collect();
+    std::println!("{mine:?}");
+    assert_eq!(
+        mine[0],
+        "virtio-net 00:08.0: 2 queue pairs (device max 4, requested 2)"
+    );
+    assert!(mine[1].contains(
+        "512 rx buffers posted, features MAC | STATUS | CTRL_VQ | MQ | RING_EVENT_IDX | VERSION_1"
+    ));
 }
 
 /// Not a test: driver-side cost of forwarding (rx_burst on one port, tx_burst on another),
@@ -1041,4 +1070,366 @@ fn randomized_traffic_keeps_order_and_accounts_for_every_buffer() {
     assert_eq!((s.rx_errors, s.tx_errors), (0, 0));
     drop(held);
     assert_eq!(shared.in_use(), p.rx_posted());
+}
+
+// ---- multiqueue ----
+
+fn mq_port(
+    max_pairs: u16,
+    pairs: u16,
+    pool_size: usize,
+) -> (VirtioNetPort<FakeTransport>, FakeTransport) {
+    let dev = FakeTransport::with_mq(max_pairs);
+    let options = VirtioNetOptions {
+        queue_pairs: pairs,
+        ..VirtioNetOptions::default()
+    };
+    let p = VirtioNetPort::with_options(dev.clone(), pool(pool_size), "mq", options).unwrap();
+    (p, dev)
+}
+
+const BASE_BITS: u64 = (1 << 5) | (1 << 16) | (1 << 29) | (1 << 32);
+
+#[test]
+fn mq_negotiates_sets_up_pairs_and_sends_vq_pairs_set() {
+    let (p, dev) = mq_port(4, 2, 1200);
+    let st = dev.st();
+    assert_eq!(st.driver_features, BASE_BITS | (1 << 17) | (1 << 22));
+    assert!(st.status.contains(DeviceStatus::DRIVER_OK));
+    for q in 0..4 {
+        assert_eq!(
+            st.queues[q].as_ref().map(|q| q.size),
+            Some(256),
+            "queue {q}"
+        );
+    }
+    for q in 4..8 {
+        assert!(st.queues[q].is_none(), "queue {q} beyond the pairs in use");
+    }
+    // The control queue is virtqueue 2 x max_virtqueue_pairs, not 2 x pairs in use.
+    assert_eq!(st.queues[8].as_ref().map(|q| q.size), Some(8));
+    assert_eq!(
+        st.ctrl_cmds,
+        [CtrlCmd {
+            class: 4,
+            command: 0,
+            data: alloc::vec![2, 0]
+        }]
+    );
+    assert_eq!(st.active_pairs, 2);
+    assert_eq!(st.notified[8], 1);
+    drop(st);
+    assert_eq!((p.num_rx_queues(), p.num_tx_queues()), (2, 2));
+    assert_eq!((p.queue_pairs(), p.max_queue_pairs()), (2, 4));
+    assert!(p.features().contains(VirtioNetFeatures::MQ));
+    assert_eq!(p.rx_posted(), 512, "every pair's receive ring filled");
+    assert_eq!(p.pool().in_use(), 512);
+}
+
+#[test]
+fn mq_pairs_capped_to_device_max() {
+    let (p, dev) = mq_port(3, 8, 1200);
+    assert_eq!(p.queue_pairs(), 3);
+    assert_eq!(dev.st().ctrl_cmds[0].data, [3, 0]);
+    assert!(dev.st().queues[6].is_some(), "control queue at 2 x 3");
+    let (p, dev) = mq_port(1, 4, 600);
+    assert_eq!(p.queue_pairs(), 1, "a device with max 1 pair");
+    assert!(dev.st().ctrl_cmds.is_empty(), "one pair: no command needed");
+}
+
+#[test]
+fn one_pair_by_default_even_if_device_offers_mq() {
+    let dev = FakeTransport::with_mq(4);
+    let p = VirtioNetPort::new(dev.clone(), pool(600), "x").unwrap();
+    let st = dev.st();
+    assert_eq!(st.driver_features, BASE_BITS, "neither MQ nor CTRL_VQ");
+    assert!(st.ctrl_cmds.is_empty());
+    assert!(st.queues[2].is_none() && st.queues[8].is_none());
+    drop(st);
+    assert_eq!(
+        (p.queue_pairs(), p.max_queue_pairs(), p.num_rx_queues()),
+        (1, 4, 1)
+    );
+    // queue_pairs 0 counts as 1.
+    let options = VirtioNetOptions {
+        queue_pairs: 0,
+        ..VirtioNetOptions::default()
+    };
+    let p =
+        VirtioNetPort::with_options(FakeTransport::with_mq(4), pool(600), "x", options).unwrap();
+    assert_eq!(p.queue_pairs(), 1);
+}
+
+#[test]
+fn no_mq_offered_gives_one_pair() {
+    let dev = FakeTransport::new(ALL_OFFERED, 256);
+    let options = VirtioNetOptions {
+        queue_pairs: 4,
+        ..VirtioNetOptions::default()
+    };
+    let p = VirtioNetPort::with_options(dev.clone(), pool(600), "x", options).unwrap();
+    assert_eq!((p.queue_pairs(), p.max_queue_pairs()), (1, 1));
+    assert_eq!(
+        dev.st().driver_features,
+        BASE_BITS,
+        "CTRL_VQ alone is of no use"
+    );
+    assert!(dev.st().ctrl_cmds.is_empty());
+}
+
+#[test]
+fn rejected_or_unanswered_pairs_command_falls_back_to_one_pair() {
+    for ack in [Some(1), None] {
+        let dev = FakeTransport::with_mq(4);
+        dev.st().ctrl_ack = ack;
+        let options = VirtioNetOptions {
+            queue_pairs: 4,
+            ..VirtioNetOptions::default()
+        };
+        let shared = pool(1200);
+        let mut p = VirtioNetPort::with_options(dev.clone(), shared.clone(), "x", options).unwrap();
+        assert_eq!(p.queue_pairs(), 1, "ack {ack:?}");
+        let st = dev.st();
+        assert_eq!(st.driver_features, BASE_BITS);
+        assert!(st.queues[2].is_none() && st.queues[8].is_none());
+        assert!(st.status.contains(DeviceStatus::DRIVER_OK));
+        drop(st);
+        // The first attempt's rings and buffers are gone; the port works on pair 0.
+        assert_eq!(shared.in_use(), 256);
+        dev.deliver(&frame(1, 64));
+        let mut batch = PacketBatch::new();
+        assert_eq!(p.rx_burst(0, &mut batch), 1);
+    }
+}
+
+#[test]
+fn mq_missing_queue_is_an_error_and_resets_first() {
+    for (missing, pairs) in [(8u16, 2u16), (3, 4)] {
+        let dev = FakeTransport::with_mq(4);
+        dev.st().missing_queue = Some(missing);
+        let options = VirtioNetOptions {
+            queue_pairs: pairs,
+            ..VirtioNetOptions::default()
+        };
+        let shared = pool(1200);
+        let e = VirtioNetPort::with_options(dev.clone(), shared.clone(), "x", options).unwrap_err();
+        assert_eq!(e, VirtioNetError::QueueUnavailable(missing));
+        let st = dev.st();
+        assert_eq!(st.status, DeviceStatus::FAILED);
+        assert!(
+            st.queues.iter().all(Option::is_none),
+            "reset before the rings were freed"
+        );
+        assert_eq!(shared.in_use(), 0);
+    }
+}
+
+#[test]
+fn mq_queues_are_independent() {
+    let (mut p, dev) = mq_port(4, 4, 2400);
+    for pair in 0..4 {
+        for i in 0..=pair {
+            assert!(dev.deliver_on(pair, &frame((pair * 16 + i) as u8, 64)));
+        }
+    }
+    let mut batch = PacketBatch::new();
+    for pair in 0..4u16 {
+        assert_eq!(p.rx_burst(pair, &mut batch), pair as usize + 1);
+        for (i, b) in batch.iter().enumerate() {
+            assert_eq!(b.data()[0], (pair as usize * 16 + i) as u8, "pair {pair}");
+        }
+        let kicks = dev.notified(2 * pair as usize + 1);
+        assert_eq!(p.tx_burst(pair, &mut batch), pair as usize + 1);
+        assert_eq!(
+            dev.notified(2 * pair as usize + 1),
+            kicks + 1,
+            "kick on its tx queue"
+        );
+        let sent = dev.take_tx_on(pair as usize);
+        assert_eq!(sent.len(), pair as usize + 1);
+        assert_eq!(FakeTransport::tx_frame(&sent[0])[0], (pair * 16) as u8);
+        for other in (0..4).filter(|&o| o != pair as usize) {
+            assert!(dev.take_tx_on(other).is_empty());
+        }
+        dev.complete_tx_on(pair as usize, &sent);
+        assert_eq!(p.tx_reclaim(pair), pair as usize + 1);
+    }
+    assert_eq!(p.rx_burst(4, &mut batch), 0, "no pair 4");
+    let s = p.stats();
+    assert_eq!((s.rx_packets, s.tx_packets), (10, 10));
+    assert_eq!(p.queue(2).unwrap().stats().rx_packets, 3);
+    assert!(p.queue(4).is_none());
+    assert_eq!(p.pool().in_use(), 4 * 256);
+}
+
+#[test]
+fn split_queues_are_one_queue_nics_and_dropping_one_stops_the_device() {
+    let (p, dev) = mq_port(4, 4, 2400);
+    let shared = p.pool().clone();
+    let mut queues = p.split_queues();
+    assert_eq!(queues.len(), 4);
+    for (i, q) in queues.iter_mut().enumerate() {
+        assert_eq!(q.name(), std::format!("virtio-net mq q{i}"));
+        assert_eq!(
+            (q.pair(), q.num_rx_queues(), q.num_tx_queues()),
+            (i as u16, 1, 1)
+        );
+        assert_eq!(q.queue_pairs(), 4);
+        assert_eq!(q.mac_address(), [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        assert!(q.link_up());
+        dev.deliver_on(i, &frame(i as u8, 64));
+        let mut batch = PacketBatch::new();
+        assert_eq!(q.rx_burst(1, &mut batch), 0, "only queue 0");
+        assert_eq!(q.rx_burst(0, &mut batch), 1);
+        assert_eq!(batch[0].data()[0], i as u8);
+        assert_eq!(q.stats().rx_packets, 1, "its own counters");
+    }
+    let resets = dev.st().resets;
+    drop(queues.remove(3));
+    assert_eq!(dev.st().resets, resets + 1, "the device is reset first");
+    drop(queues);
+    assert_eq!(dev.st().resets, resets + 1, "once");
+    assert_eq!(shared.in_use(), 0);
+}
+
+#[test]
+fn unstarted_queues_are_send_and_run_on_their_own_threads() {
+    fn assert_send<X: Send>() {}
+    assert_send::<UnstartedQueue<PciTransport>>();
+    assert_send::<UnstartedQueue<FakeTransport>>();
+
+    let dev = FakeTransport::with_mq(4);
+    let options = VirtioNetOptions {
+        queue_pairs: 4,
+        queue_size: 64,
+    };
+    let allocator = HostDmaAllocator::leak();
+    let queues = VirtioNetPort::unstarted(dev.clone(), allocator, "mt", options).unwrap();
+    assert_eq!(queues.len(), 4);
+    assert_eq!(dev.st().active_pairs, 4);
+    for q in &queues {
+        let r = dev.st().queues[2 * q.pair() as usize]
+            .as_ref()
+            .unwrap()
+            .avail_idx();
+        assert_eq!(r, 0, "no buffers posted before start");
+        assert_eq!(q.port_name(), "virtio-net mt");
+    }
+    // Dropping any queue stops the device: every thread finishes its traffic first.
+    let done = Arc::new(std::sync::Barrier::new(queues.len()));
+    let threads: Vec<_> = queues
+        .into_iter()
+        .map(|q| {
+            let dev = dev.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let pair = q.pair() as usize;
+                // This "core's" own pool.
+                let pool = PacketPool::with_allocator(
+                    HostDmaAllocator::leak(),
+                    200,
+                    DEFAULT_HEADROOM,
+                    DEFAULT_DATA_ROOM,
+                )
+                .unwrap();
+                let mut q = q.start(pool.clone()).unwrap();
+                assert_eq!(q.rx_posted(), 64);
+                let mut batch = PacketBatch::new();
+                let (mut next_in, mut next_out) = (0u32, 0u32);
+                for round in 0..2000u32 {
+                    for _ in 0..(round % 8) {
+                        let mut f = frame(pair as u8, 64);
+                        f[..4].copy_from_slice(&next_in.to_le_bytes());
+                        f[4] = pair as u8;
+                        assert!(dev.deliver_on(pair, &f));
+                        next_in += 1;
+                    }
+                    q.rx_burst(0, &mut batch);
+                    q.tx_burst(0, &mut batch);
+                    assert!(batch.is_empty());
+                    let sent = dev.take_tx_on(pair);
+                    for d in &sent {
+                        let f = FakeTransport::tx_frame(d);
+                        assert_eq!(u32::from_le_bytes(f[..4].try_into().unwrap()), next_out);
+                        assert_eq!(f[4], pair as u8, "frames stay on their pair");
+                        next_out += 1;
+                    }
+                    dev.complete_tx_on(pair, &sent);
+                }
+                q.tx_reclaim(0);
+                assert_eq!(next_out, next_in);
+                let s = q.stats();
+                assert_eq!(
+                    (s.rx_packets, s.tx_packets),
+                    (next_in as u64, next_in as u64)
+                );
+                assert_eq!((s.rx_errors, s.tx_errors, s.rx_no_buffer), (0, 0, 0));
+                assert_eq!(pool.in_use(), 64);
+                done.wait();
+                // Drop on this thread: its pool's buffers come back here.
+                drop(q);
+                assert_eq!(pool.in_use(), 0);
+                s.rx_packets
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(total, 4 * 2000 / 8 * (0..8).sum::<u64>());
+    assert!(
+        dev.st().status.is_empty(),
+        "device reset by the first dropped queue"
+    );
+}
+
+#[test]
+fn direct_notify_per_queue_writes_its_own_queue_index() {
+    use super::pci_notify::tests::{fake_bar, qemu_like};
+    let (p, dev) = mq_port(2, 2, 1200);
+    let bar = fake_bar();
+    let base = bar.as_ptr() as usize;
+    let cam = qemu_like(bar, 0);
+    let f = DeviceFunction {
+        bus: 0,
+        device: 3,
+        function: 0,
+    };
+    let mut p = p;
+    // SAFETY: the fake configuration space describes the fake BAR, host memory we own.
+    assert!(unsafe { p.use_direct_notify(&cam, f) });
+    let register = (base + 0x3000) as *const u16;
+    let mut batch = PacketBatch::new();
+    let mut b = p.pool().alloc().unwrap();
+    b.copy_from_slice(&frame(1, 64));
+    batch.push(b).unwrap();
+    assert_eq!(p.tx_burst(1, &mut batch), 1);
+    assert_eq!(dev.notified(3), 0, "not through the transport");
+    // SAFETY: reading the fake BAR.
+    assert_eq!(
+        unsafe { core::ptr::read_volatile(register) },
+        3,
+        "virtqueue 3 kicked"
+    );
+
+    // An unstarted queue with direct notify kicks its own register once started.
+    let dev = FakeTransport::with_mq(2);
+    let options = VirtioNetOptions {
+        queue_pairs: 2,
+        ..VirtioNetOptions::default()
+    };
+    let mut qs =
+        VirtioNetPort::unstarted(dev.clone(), HostDmaAllocator::leak(), "u", options).unwrap();
+    let bar = fake_bar();
+    let base = bar.as_ptr() as usize;
+    let cam = qemu_like(bar, 1);
+    // SAFETY: as above.
+    assert!(unsafe { qs[1].use_direct_notify(&cam, f) });
+    let q1 = qs.pop().unwrap().start(pool(300)).unwrap();
+    // Posting the receive ring kicked virtqueue 2 (pair 1's rx) through the register.
+    // SAFETY: reading the fake BAR.
+    assert_eq!(
+        unsafe { core::ptr::read_volatile((base + 0x3004) as *const u16) },
+        2
+    );
+    assert_eq!(dev.notified(2), 0);
+    assert_eq!(q1.stats().notifications, 1);
 }
