@@ -227,6 +227,7 @@ pub struct VmBuilder {
     machine: Machine,
     accel: Option<Accel>,
     data_ports: usize,
+    data_port_queues: u16,
     port_net: PortNet,
     mgmt_forwards: Option<Vec<(u16, u16)>>,
     config_disk: Option<PathBuf>,
@@ -248,6 +249,7 @@ impl Default for VmBuilder {
             machine: Machine::Q35,
             accel: None,
             data_ports: 0,
+            data_port_queues: 1,
             port_net: PortNet::Dgram,
             mgmt_forwards: None,
             config_disk: None,
@@ -311,6 +313,14 @@ impl VmBuilder {
     /// N virtio-net data ports, wired as set by [`VmBuilder::port_net`] (default: dgram sockets).
     pub fn data_ports(mut self, n: usize) -> Self {
         self.data_ports = n;
+        self
+    }
+
+    /// Queue pairs per data port (default 1). With N > 1 each data port's device gets
+    /// `mq=on,vectors=2N+2` and its tap netdev `queues=N` (a `multi_queue` tap); needs
+    /// [`PortNet::Netns`] (QEMU's dgram netdev has one queue; `spawn` fails otherwise).
+    pub fn data_port_queues(mut self, n: u16) -> Self {
+        self.data_port_queues = n;
         self
     }
 
@@ -630,7 +640,7 @@ impl Vm {
             args: port_args,
             dgram,
             netns,
-        } = net::setup_ports(b.data_ports, &b.port_net, MGMT_PCI_SLOT)?;
+        } = net::setup_ports(b.data_ports, &b.port_net, MGMT_PCI_SLOT, b.data_port_queues)?;
         args.extend(port_args);
         if let Some(disk) = &b.config_disk {
             ensure_config_disk(disk)?;

@@ -8,6 +8,15 @@
 //!   and renamed `eth0` there, with `10.0.0.N/24`. A tap keeps working after the move (QEMU's file
 //!   descriptor stays attached), so the host in the namespace talks straight to the guest's port, with
 //!   no bridge or veth in between.
+//!
+//! Multiqueue (`VmBuilder::data_port_queues(N)`, N > 1): each data port's device gets
+//! `mq=on,vectors=2N+2` (N receive/transmit pairs + the control queue + config, one MSI-X vector
+//! each, as QEMU's own default for N pairs) and its netdev `queues=N`. Only the tap backend
+//! (and vhost-user) has several queues: QEMU's `dgram`/`socket` netdevs carry one, so Dgram
+//! wiring refuses N > 1. The tap is created `multi_queue` (QEMU opens it N times with
+//! IFF_MULTI_QUEUE); the host kernel's tun driver then spreads the frames the host sends into
+//! the port over the N queues by flow hash (its automatic steering), so each flow stays on one
+//! guest receive queue.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -126,9 +135,27 @@ pub fn data_port_mac(n: usize) -> String {
     format!("52:54:00:00:00:{:02x}", n & 0xff)
 }
 
-/// Builds the QEMU arguments for `count` data ports at PCI slots after `first_slot`, creating the
-/// sockets (dgram) or the taps and namespaces (netns).
-pub(crate) fn setup_ports(count: usize, net: &PortNet, first_slot: u8) -> Result<PortSetup> {
+/// The `-device` argument of data port `n` (1-based) at PCI slot `slot`, with `queues` queue
+/// pairs (multiqueue when more than 1).
+pub(crate) fn data_port_device(id: &str, n: usize, slot: usize, queues: u16) -> String {
+    let mut device = format!(
+        "virtio-net-pci,netdev={id},mac={},addr={slot:#x}",
+        data_port_mac(n)
+    );
+    if queues > 1 {
+        device += &format!(",mq=on,vectors={}", 2 * u32::from(queues) + 2);
+    }
+    device
+}
+
+/// Builds the QEMU arguments for `count` data ports at PCI slots after `first_slot`, each with
+/// `queues` queue pairs, creating the sockets (dgram) or the taps and namespaces (netns).
+pub(crate) fn setup_ports(
+    count: usize,
+    net: &PortNet,
+    first_slot: u8,
+    queues: u16,
+) -> Result<PortSetup> {
     let mut setup = PortSetup {
         args: Vec::new(),
         dgram: Vec::new(),
@@ -136,6 +163,13 @@ pub(crate) fn setup_ports(count: usize, net: &PortNet, first_slot: u8) -> Result
     };
     if count > 0x1d - first_slot as usize {
         return Err(Error::new(format!("too many data ports: {count}")));
+    }
+    let queues = queues.max(1);
+    if queues > 1 && count > 0 && *net == PortNet::Dgram {
+        return Err(Error::new(format!(
+            "{queues} queues per data port need tap wiring (PortNet::Netns, as root): \
+             QEMU's dgram netdev has a single queue"
+        )));
     }
     for n in 1..=count {
         let id = format!("port{n}");
@@ -173,8 +207,12 @@ pub(crate) fn setup_ports(count: usize, net: &PortNet, first_slot: u8) -> Result
                 };
                 // Leftovers of a run that was killed before it could clean up.
                 teardown_netns(std::slice::from_ref(&port));
+                let mut tuntap = vec!["tuntap", "add", "dev", &port.tap, "mode", "tap"];
+                if queues > 1 {
+                    tuntap.push("multi_queue");
+                }
                 let r = ip(&["netns", "add", &port.netns])
-                    .and_then(|_| ip(&["tuntap", "add", "dev", &port.tap, "mode", "tap"]))
+                    .and_then(|_| ip(&tuntap))
                     .and_then(|_| ip(&["link", "set", &port.tap, "up"]));
                 setup.netns.push(port);
                 if let Err(e) = r {
@@ -182,17 +220,19 @@ pub(crate) fn setup_ports(count: usize, net: &PortNet, first_slot: u8) -> Result
                     return Err(e);
                 }
                 let tap = &setup.netns[n - 1].tap;
-                format!("tap,id={id},ifname={tap},script=no,downscript=no")
+                let mut netdev = format!("tap,id={id},ifname={tap},script=no,downscript=no");
+                if queues > 1 {
+                    netdev += &format!(",queues={queues}");
+                }
+                netdev
             }
         };
         setup.args.push("-netdev".into());
         setup.args.push(netdev);
         setup.args.push("-device".into());
-        setup.args.push(format!(
-            "virtio-net-pci,netdev={id},mac={},addr={:#x}",
-            data_port_mac(n),
-            first_slot as usize + n
-        ));
+        setup
+            .args
+            .push(data_port_device(&id, n, first_slot as usize + n, queues));
     }
     Ok(setup)
 }
@@ -272,5 +312,22 @@ mod tests {
         assert_eq!(base36(35), "z");
         assert_eq!(base36(36), "10");
         assert_eq!(data_port_mac(3), "52:54:00:00:00:03");
+    }
+
+    #[test]
+    fn multiqueue_device_and_netdev_arguments() {
+        assert_eq!(
+            data_port_device("port1", 1, 4, 1),
+            "virtio-net-pci,netdev=port1,mac=52:54:00:00:00:01,addr=0x4"
+        );
+        assert_eq!(
+            data_port_device("port2", 2, 5, 4),
+            "virtio-net-pci,netdev=port2,mac=52:54:00:00:00:02,addr=0x5,mq=on,vectors=10"
+        );
+        let e = setup_ports(1, &PortNet::Dgram, 3, 2).err().unwrap();
+        assert!(e.to_string().contains("tap wiring"), "{e}");
+        let one = setup_ports(1, &PortNet::Dgram, 3, 1).unwrap();
+        assert_eq!(one.args[3], data_port_device("port1", 1, 4, 1));
+        assert!(!one.args[1].contains("queues="));
     }
 }
