@@ -115,6 +115,11 @@ pub unsafe fn parse(magic: u32, info: u64) -> Result<BootInfo, &'static str> {
     Ok(bi)
 }
 
+/// Longest RSDP (ACPI 2.0+: 36 bytes).
+const RSDP_MAX: usize = 36;
+/// The copy of a Multiboot2 RSDP tag (written once, while parsing, on the boot CPU).
+static mut RSDP_COPY: [u8; RSDP_MAX] = [0; RSDP_MAX];
+
 unsafe fn read<T: Copy>(addr: u64) -> T {
     // SAFETY: callers pass addresses inside loader structures; unaligned reads are fine.
     unsafe { (addr as *const T).read_unaligned() }
@@ -183,7 +188,14 @@ unsafe fn parse_multiboot2(bi: &mut BootInfo, info: u64) -> Result<(), &'static 
                         }
                     }
                 }
-                14 | 15 => bi.rsdp = Some(tag + 8),
+                // The RSDP is inside the loader's information, which the frame allocator may
+                // reuse: keep a copy (prefer the ACPI 2.0 one, tag 15).
+                14 | 15 if kind == 15 || bi.rsdp.is_none() => {
+                    let n = (size as usize - 8).min(RSDP_MAX);
+                    let copy = &raw mut RSDP_COPY;
+                    core::ptr::copy_nonoverlapping((tag + 8) as *const u8, copy as *mut u8, n);
+                    bi.rsdp = Some(copy as u64);
+                }
                 _ => {}
             }
             tag += (size as u64 + 7) & !7;

@@ -1,5 +1,11 @@
-//! CPU tables: a GDT with a TSS (separate stacks for double fault and NMI), and an IDT whose
-//! 32 exception vectors go through naked stubs to one report: vector, error code, registers.
+//! CPU tables: a GDT with a TSS (separate stacks for double fault and NMI) per CPU, and one IDT,
+//! shared by every CPU, whose 32 exception vectors go through naked stubs to one report: CPU,
+//! vector, error code, registers. Two more vectors serve parked APs (see `smp`): the wake IPI
+//! (acknowledged, nothing else) and the APIC's spurious vector (ignored).
+//!
+//! The boot CPU's tables are statics ([`init`]); each AP builds its own GDT and TSS on the heap
+//! with the IST stacks `smp` allocated for it ([`init_ap`]). The selectors are the same on every
+//! CPU (code 0x08, data 0x10, TSS 0x18), so the shared IDT's entries fit all of them.
 
 use core::arch::naked_asm;
 use spin::Once;
@@ -66,7 +72,9 @@ impl IdtEntry {
 struct Idt([IdtEntry; 256]);
 static IDT: Once<Idt> = Once::new();
 
+/// The boot CPU's tables (first thing after the serial port; also points GS at per-CPU slot 0).
 pub fn init() {
+    crate::percpu::install(0);
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         // The IST stacks are used only by the CPU on the corresponding exceptions.
@@ -83,15 +91,7 @@ pub fn init() {
         let tss_sel = gdt.append(Descriptor::tss_segment(tss));
         (gdt, code, data, tss_sel)
     });
-    gdt.load();
-    // SAFETY: the selectors come from the GDT just loaded.
-    unsafe {
-        CS::set_reg(*code);
-        DS::set_reg(*data);
-        ES::set_reg(*data);
-        SS::set_reg(*data);
-        load_tss(*tss_sel);
-    }
+    load_gdt(gdt, *code, *data, *tss_sel);
 
     let idt = IDT.call_once(|| {
         let mut idt = Idt([IdtEntry::EMPTY; 256]);
@@ -103,14 +103,91 @@ pub fn init() {
             };
             idt.0[vector] = IdtEntry::new(*stub as usize as u64, code.0, ist);
         }
+        idt.0[crate::apic::WAKE_VECTOR as usize] =
+            IdtEntry::new(wake_stub as *const () as u64, code.0, 0);
+        idt.0[crate::apic::SPURIOUS_VECTOR as usize] =
+            IdtEntry::new(spurious_stub as *const () as u64, code.0, 0);
         idt
     });
+    load_idt(idt);
+}
+
+fn load_gdt(
+    gdt: &'static GlobalDescriptorTable,
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+) {
+    gdt.load();
+    // SAFETY: the selectors come from the GDT just loaded.
+    unsafe {
+        CS::set_reg(code);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        SS::set_reg(data);
+        load_tss(tss);
+    }
+}
+
+fn load_idt(idt: &'static Idt) {
     let ptr = x86_64::structures::DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
         base: VirtAddr::new(idt as *const Idt as u64),
     };
     // SAFETY: the IDT is 'static and every entry points at a valid stub.
     unsafe { x86_64::instructions::tables::lidt(&ptr) };
+}
+
+/// An AP's tables: its own GDT and TSS (IST stacks at `df_top`, `nmi_top`), the shared IDT.
+/// Called once per AP, after [`init`] ran on the boot CPU.
+pub fn init_ap(df_top: u64, nmi_top: u64) {
+    use alloc::boxed::Box;
+    let mut tss = TaskStateSegment::new();
+    tss.interrupt_stack_table[IST_DOUBLE_FAULT] = VirtAddr::new(df_top);
+    tss.interrupt_stack_table[IST_NMI] = VirtAddr::new(nmi_top);
+    let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
+    let gdt: &'static mut GlobalDescriptorTable = Box::leak(Box::new(GlobalDescriptorTable::new()));
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    load_gdt(gdt, code, data, tss_sel);
+    load_idt(IDT.get().expect("cpu::init ran on the boot CPU"));
+}
+
+/// The wake IPI of a parked AP: acknowledge it; the AP's `hlt` is over, which is the point.
+#[unsafe(naked)]
+extern "C" fn wake_stub() {
+    naked_asm!(
+        // Caller-saved registers (9 pushes keep the stack 16-byte aligned for the call).
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "cld",
+        "call {eoi}",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "iretq",
+        eoi = sym crate::apic::eoi,
+    )
+}
+
+/// The APIC's spurious vector: no EOI, nothing to do.
+#[unsafe(naked)]
+extern "C" fn spurious_stub() {
+    naked_asm!("iretq")
 }
 
 /// What the stubs push: general registers (last pushed first), vector, error code, CPU frame.
@@ -183,6 +260,12 @@ extern "C" fn exception_handler(f: &ExceptionFrame) -> ! {
         "\nEXCEPTION: {name} (vector {}) error={:#x}\n",
         f.vector, f.error_code
     ));
+    let this = crate::percpu::current();
+    e(format_args!(
+        "  cpu={} apic={}\n",
+        this.index(),
+        this.apic_id.load(core::sync::atomic::Ordering::Relaxed) as i32
+    ));
     e(format_args!(
         "  rip={:#018x} cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x}\n",
         f.rip, f.cs, f.rflags, f.rsp, f.ss
@@ -214,7 +297,13 @@ extern "C" fn exception_handler(f: &ExceptionFrame) -> ! {
     if f.vector == 14 && f.error_code & 1 == 0 {
         e(format_args!("  (access to an unmapped address)\n"));
     }
-    let stack_bottom = crate::boot::stack_bottom();
+    let stack_bottom = match this
+        .stack_bottom
+        .load(core::sync::atomic::Ordering::Relaxed)
+    {
+        0 => crate::boot::stack_bottom(),
+        ap => ap,
+    };
     if f.vector == 8 && f.rsp < stack_bottom + 4096 {
         e(format_args!("  (kernel stack overflow)\n"));
     }

@@ -6,6 +6,8 @@
 
 extern crate alloc;
 
+mod acpi;
+mod apic;
 mod boot;
 mod bootinfo;
 mod config_disk;
@@ -15,7 +17,9 @@ mod exit;
 mod logger;
 mod memory;
 mod mlx5_port;
+mod percpu;
 mod serial;
+mod smp;
 mod time;
 
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -105,6 +109,7 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         mem.usable / 1024,
         mem.heap / 1024
     );
+    let _cpus = smp::start_aps(boot);
 
     // SAFETY: the only user of the PCI configuration ports.
     let mut cam = unsafe { drivers::pci::PortIoCam::new() };

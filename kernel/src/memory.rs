@@ -186,6 +186,11 @@ pub fn alloc_zeroed_pages(pages: u64) -> Option<u64> {
     Some(addr)
 }
 
+/// Allocates contiguous, identity-mapped memory without clearing it (stacks).
+pub fn alloc_pages(pages: u64) -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc(pages, PAGE)
+}
+
 pub fn free_pages(addr: u64, pages: u64) {
     if let Some(fa) = FRAMES.lock().as_mut() {
         fa.free(addr, pages);
@@ -200,7 +205,8 @@ pub struct MemorySummary {
 /// Sets up the frame allocator and the heap from the memory map.
 pub fn init(map: &[MemRegion]) -> Result<MemorySummary, &'static str> {
     let (kstart, kend) = crate::boot::kernel_range();
-    // Keep the first MiB (real-mode structures, EBDA, loader data) and the kernel image.
+    // Keep the first MiB (real-mode structures, EBDA, loader data, and the AP trampoline page
+    // smp.rs copies to a usable page there) and the kernel image.
     let reserved = [(0, 0x10_0000), (kstart, kend)];
     let mut fa = FrameAllocator::new(map, &reserved);
     let usable = fa.total;
@@ -315,4 +321,42 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<(), &'static str> {
     let mut guard = FRAMES.lock();
     let fa = guard.as_mut().ok_or("memory not initialised")?;
     map_identity(fa, phys.max(FOUR_GIB), end, true)
+}
+
+/// Makes [phys, phys + len) uncached device memory for registers the firmware's MTRRs may not
+/// cover (the local APIC page): below 4 GiB, PCD|PWT on the boot map's 2 MiB pages that hold
+/// it (they hold nothing else there: the LAPIC's 0xFEE00000–0xFEFFFFFF); above, an uncached
+/// mapping. Call before the APs start (they share these tables).
+pub fn map_uncached(phys: u64, len: u64) -> Result<(), &'static str> {
+    let end = phys.checked_add(len).ok_or("range overflows")?;
+    if end > FOUR_GIB {
+        map_mmio(phys.max(FOUR_GIB), end - phys.max(FOUR_GIB))?;
+    }
+    let (cr3, _) = x86_64::registers::control::Cr3::read_raw();
+    let pml4 = cr3.start_address().as_u64();
+    let mut addr = phys & !(HUGE - 1);
+    while addr < end.min(FOUR_GIB) {
+        // SAFETY: the boot page tables, reachable from CR3 and identity-mapped below 4 GiB.
+        unsafe {
+            let pml4e = ((pml4 + ((addr >> 39) & 511) * 8) as *const u64).read();
+            if pml4e & PRESENT == 0 {
+                return Err("address not in the boot map");
+            }
+            let pdpte = ((pml4e & ADDR_MASK) + ((addr >> 30) & 511) * 8) as *const u64;
+            let pdpte = pdpte.read();
+            if pdpte & PRESENT == 0 || pdpte & HUGE_PAGE != 0 {
+                return Err("address not mapped by 2 MiB pages");
+            }
+            let pde = ((pdpte & ADDR_MASK) + ((addr >> 21) & 511) * 8) as *mut u64;
+            let v = pde.read();
+            if v & PRESENT == 0 || v & HUGE_PAGE == 0 {
+                return Err("address not mapped by a 2 MiB page");
+            }
+            pde.write(v | PCD | PWT);
+        }
+        addr += HUGE;
+    }
+    // SAFETY: reloading CR3 flushes the stale TLB entries; the tables stay valid.
+    unsafe { x86_64::registers::control::Cr3::write_raw(cr3, 0) };
+    Ok(())
 }
