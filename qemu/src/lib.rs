@@ -294,6 +294,7 @@ impl VmBuilder {
         self
     }
 
+    /// vCPUs (`-smp N`, default 1); under TCG, N > 1 also picks `-accel tcg,thread=multi`.
     pub fn smp(mut self, cpus: u32) -> Self {
         self.smp = cpus;
         self
@@ -536,6 +537,8 @@ impl Vm {
         ]);
         match accel {
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host,-arch-capabilities"]),
+            // More than one vCPU: one host thread per vCPU (MTTCG), as the SMP kernel needs.
+            Accel::Tcg if b.smp > 1 => push(&["-accel", "tcg,thread=multi"]),
             Accel::Tcg => push(&["-accel", "tcg"]),
         }
         push(&["-m", &b.memory_mb.to_string(), "-smp", &b.smp.to_string()]);
