@@ -141,7 +141,7 @@ pub struct Scenario {
     pub pipeline: Pipeline,
     pub normal: NormalSwitch,
     pub dp: Datapath,
-    pub traffic: Box<dyn Traffic>,
+    pub traffic: Box<dyn Traffic + Send>,
     pub sink: Sink,
     pub next: u64,
     rx: Vec<BenchFrame>,
@@ -180,6 +180,29 @@ impl Scenario {
                 self.rx.drain(..),
                 &mut self.sink,
             );
+        }
+    }
+
+    /// As [`run`](Self::run), through a multi-core worker (its replica, NORMAL and caches)
+    /// instead of this scenario's own datapath: the traffic and the sink are the scenario's.
+    /// The worker syncs at every batch boundary, as a worker core's loop does.
+    #[inline(never)]
+    pub fn run_worker(&mut self, w: &mut switch_core::mcore::Worker, batches: u64) {
+        for _ in 0..batches {
+            let mut port = 0;
+            for j in 0..BATCH {
+                let Some(mut b) = self.sink.pool.pop() else {
+                    break;
+                };
+                let p = self.traffic.packet(self.next, b.frame());
+                self.next += 1;
+                if j == 0 {
+                    port = p;
+                }
+                self.rx.push(BenchFrame(b));
+            }
+            w.sync(self.now_ms);
+            w.process_batch(port, self.rx.drain(..), &mut self.sink, self.now_ms);
         }
     }
 }
@@ -245,7 +268,7 @@ fn build(
     pipeline: Pipeline,
     normal: NormalSwitch,
     config: DatapathConfig,
-    traffic: Box<dyn Traffic>,
+    traffic: Box<dyn Traffic + Send>,
 ) -> Scenario {
     Scenario {
         name,
