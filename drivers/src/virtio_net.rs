@@ -472,7 +472,11 @@ fn bring_up<T: Transport>(
         || offered & VirtioNetFeatures::MQ.bits() != 0
         || requested > 1
     {
-        info!("{name}: {queue_pairs} queue pairs (device max {max_pairs}, requested {requested})");
+        let plural = if queue_pairs == 1 { "" } else { "s" };
+        info!(
+            "{name}: {queue_pairs} queue pair{plural} (device max {max_pairs}, requested \
+             {requested})"
+        );
     }
     let queue_size = rings.first().map_or(0, |(rx, _)| rx.size());
     let device_max_queue_size = transport.max_queue_size(0);
