@@ -123,6 +123,19 @@ pub fn id() -> u32 {
     }
 }
 
+/// This CPU's APIC ID as CPUID reports it (leaf 0xB's x2APIC ID, else leaf 1's initial APIC
+/// ID), without touching the APIC.
+pub fn cpuid_id() -> u32 {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    if __cpuid(0).eax >= 0xb {
+        let r = __cpuid_count(0xb, 0);
+        if r.ebx != 0 {
+            return r.edx;
+        }
+    }
+    __cpuid(1).ebx >> 24
+}
+
 /// Ends the interrupt being handled (the wake IPI).
 pub extern "C" fn eoi() {
     write(REG_EOI, 0);

@@ -276,6 +276,7 @@ pub fn start_aps(boot: &bootinfo::BootInfo) -> usize {
     let t0 = time::now_us();
     let bsp = percpu::get(0).expect("slot 0");
     bsp.state.store(DEDICATED, Ordering::Release);
+    bsp.apic_id.store(apic::cpuid_id(), Ordering::Release);
     let madt = match acpi::find_rsdp(boot.rsdp).and_then(|r| acpi::madt(&r)) {
         Ok(m) => m,
         Err(e) => {
