@@ -128,7 +128,7 @@ use crate::table::{EntryId, FlowRemoved, OFPTT_ALL, RemovedReason, TableStats};
 #[derive(Clone, Debug)]
 pub enum Op {
     /// [`Pipeline::flow_mod`] at `now_ms`.
-    FlowMod(FlowMod, u64),
+    FlowMod(Box<FlowMod>, u64),
     /// [`Pipeline::group_mod`] at `now_ms`.
     GroupMod(GroupMod, u64),
     /// [`Pipeline::remove_entry`] (expiry decided by the publisher).
@@ -443,7 +443,7 @@ impl Publisher {
     pub fn flow_mod(&mut self, fm: &FlowMod, now_ms: u64) -> Result<(), OfpError> {
         let removed = self.pipeline.flow_mod(fm, now_ms)?;
         self.hold_removed(removed);
-        self.log(Op::FlowMod(fm.clone(), now_ms));
+        self.log(Op::FlowMod(Box::new(fm.clone()), now_ms));
         Ok(())
     }
 
