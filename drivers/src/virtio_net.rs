@@ -1082,6 +1082,15 @@ impl<T: Transport> UnstartedQueue<T> {
             rx_desc_offset,
         };
         q.refill_rx();
+        let (posted, size) = (q.rx_posted(), q.queue_size());
+        if posted < usize::from(size) {
+            // The device drops what arrives on this queue once these are used up; with several
+            // pairs, size the pool for all their rings.
+            warn!(
+                "{}: only {posted} of {size} receive buffers posted: the pool is too small",
+                q.name
+            );
+        }
         q
     }
 }

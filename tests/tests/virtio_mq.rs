@@ -47,8 +47,9 @@ fn boots_with_multiqueue_data_ports() {
         }
         // The management NIC (user netdev, one queue) has no such line.
         assert!(
-            !lines(&vm).iter().any(|l| l.starts_with("virtio-net 00:03.0: ")
-                && l.contains("queue pair")),
+            !lines(&vm)
+                .iter()
+                .any(|l| l.starts_with("virtio-net 00:03.0: ") && l.contains("queue pair")),
             "{diag}"
         );
     }
