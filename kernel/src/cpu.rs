@@ -1,7 +1,8 @@
 //! CPU tables: a GDT with a TSS (separate stacks for double fault and NMI) per CPU, and one IDT,
 //! shared by every CPU, whose 32 exception vectors go through naked stubs to one report: CPU,
-//! vector, error code, registers. Two more vectors serve parked APs (see `smp`): the wake IPI
-//! (acknowledged, nothing else) and the APIC's spurious vector (ignored).
+//! vector, error code, registers. The external vectors serve parked APs (see `smp`): the wake
+//! IPI (and any stray interrupt) is acknowledged and returns, the APIC's spurious vector only
+//! returns.
 //!
 //! The boot CPU's tables are statics ([`init`]); each AP builds its own GDT and TSS on the heap
 //! with the IST stacks `smp` allocated for it ([`init_ap`]). The selectors are the same on every
@@ -103,8 +104,12 @@ pub fn init() {
             };
             idt.0[vector] = IdtEntry::new(*stub as usize as u64, code.0, ist);
         }
-        idt.0[crate::apic::WAKE_VECTOR as usize] =
-            IdtEntry::new(wake_stub as *const () as u64, code.0, 0);
+        // Every external vector acknowledges and returns: the wake IPI is the only interrupt
+        // a parked AP expects (LVTs masked, nothing routed to it), but a stray one must not
+        // take down a CPU that only sleeps.
+        for entry in &mut idt.0[32..] {
+            *entry = IdtEntry::new(wake_stub as *const () as u64, code.0, 0);
+        }
         idt.0[crate::apic::SPURIOUS_VECTOR as usize] =
             IdtEntry::new(spurious_stub as *const () as u64, code.0, 0);
         idt
@@ -154,7 +159,8 @@ pub fn init_ap(df_top: u64, nmi_top: u64) {
     load_idt(IDT.get().expect("cpu::init ran on the boot CPU"));
 }
 
-/// The wake IPI of a parked AP: acknowledge it; the AP's `hlt` is over, which is the point.
+/// The wake IPI of a parked AP (and any stray external interrupt): acknowledge it; the AP's
+/// `hlt` is over, which is the point.
 #[unsafe(naked)]
 extern "C" fn wake_stub() {
     naked_asm!(

@@ -11,8 +11,8 @@
 //!    AP gets a 256 KiB kernel stack and 16 KiB IST stacks (double fault, NMI) from the frame
 //!    allocator.
 //! 4. INIT to every AP, 10 ms, STARTUP, 200 µs, a second STARTUP to those not yet arrived (the
-//!    Intel MP specification's sequence), all APs at once so the bring-up costs ~10 ms however
-//!    many CPUs there are. An AP runs real → protected → long mode on the boot CPU's page
+//!    Intel MP specification's sequence), all APs at once so the bring-up costs the 10 ms INIT
+//!    delay plus ~1 ms per boot however many CPUs there are (~16 ms in all under TCG). An AP runs real → protected → long mode on the boot CPU's page
 //!    tables (CR3), then `ap_entry` in Rust: GS base → its [`crate::percpu`] slot, its own
 //!    GDT + TSS (IST stacks), the shared IDT, its local APIC software-enabled; then it parks.
 //! 5. Each AP that does not check in within 100 ms is reported (`WARN smp: cpu N (apic A) did
@@ -23,7 +23,7 @@
 //!
 //! # Handing work to a CPU
 //!
-//! CPUs are numbered 0 (the boot CPU, which runs the main loop) to `max_cpu()`, in MADT order;
+//! CPUs are numbered 0 (the boot CPU, which runs the main loop) to [`max_cpu`], in MADT order;
 //! a CPU that failed to start keeps its number but is not online, so iterate with [`online`].
 //!
 //! - [`cpu_count`]: CPUs online (boot CPU included); [`this_cpu`]: the caller's number (GS
@@ -44,8 +44,9 @@
 //! sleeps with `sti; hlt; cli` (the STI shadow makes the check-then-sleep race-free: a wake IPI
 //! sent after the check is taken by the `hlt`), so idle APs cost no host CPU under a hypervisor
 //! or TCG — spinning ones would steal the boot CPU's host thread on a small host. The only
-//! interrupt an AP can take is [`crate::apic::WAKE_VECTOR`] (LVTs masked, no I/O APIC routes);
-//! work runs with interrupts off, and a datapath given by [`run_on`] polls as it likes.
+//! interrupt an AP expects is [`crate::apic::WAKE_VECTOR`] (LVTs masked, no I/O APIC routes;
+//! any other external vector is acknowledged and ignored the same way); work runs with
+//! interrupts off, and a datapath given by [`run_on`] polls as it likes.
 
 use crate::percpu::{self, BUSY, DEDICATED, FAILED, MAX_CPUS, OFFLINE, PARKED, STARTING};
 use crate::{acpi, apic, bootinfo, memory, time};
