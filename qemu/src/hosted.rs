@@ -169,6 +169,12 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
             ip(&[
                 "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
             ])?;
+            // The runner's end carries only the switch's frames: no IPv6 of the host's own
+            // (router solicitations, MLD) may leave through it.
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{veth}/disable_ipv6"),
+                "1",
+            );
             ip(&["link", "set", &veth, "up"])?;
             ip(&[
                 "-n",
@@ -194,6 +200,8 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
             state.mgmt_ns = Some(ns);
             ip(&["tuntap", "add", "dev", &tap, "mode", "tap"])?;
             state.mgmt_tap = Some(tap.clone());
+            // Up, so that its carrier shows when the runner attaches (a down link has none).
+            ip(&["link", "set", &tap, "up"])?;
             args.push("--mgmt-tap".into());
             args.push(tap);
         }
