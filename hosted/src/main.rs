@@ -13,7 +13,8 @@
 //!   management code path as the image. Give the host side an address (`ip addr add
 //!   10.0.2.2/24 dev NAME`) and the appliance one with `mgmt.ip=10.0.2.15/24`.
 //! - `--config FILE`: the configuration disk (created, 64 MiB sparse, if missing).
-//! - `--busy-poll`: never sleep when idle (the default yields 50 µs after 1,024 idle passes).
+//! - `--busy-poll`: never wait when idle (by default, after 1,024 passes that received nothing,
+//!   each pass waits in `poll(2)` for a frame on any port, at most 1 ms).
 //! - `KEY=VALUE`: the kernel command line's settings (`mgmt.ip=`, `controller=`, `fail_mode=`,
 //!   `bridge=`, `port.N.vlan=`, `log=`, `stats=`, `exit_after_ready=1`, `on_panic=exit`, ...).
 //!
@@ -118,9 +119,13 @@ fn main() {
     };
     log::info!("pool: {} packet buffers", pool.num_bufs());
     let mut ports: Vec<Box<dyn Nic>> = Vec::new();
+    let mut fds = Vec::new();
     for name in &args.ports {
         match rt::open_port(name, args.kind, &pool) {
-            Ok(p) => ports.push(p),
+            Ok((p, fd)) => {
+                ports.push(p);
+                fds.push(fd);
+            }
             Err(e) => fail(&format!("port {name}: {e}")),
         }
     }
@@ -128,6 +133,7 @@ fn main() {
         Some(name) => match rt::tap::TapPort::open(name, pool.clone()) {
             Ok(t) => {
                 log::info!("mgmt: tap {name} is the management port");
+                fds.push(t.raw_fd());
                 Some(Box::new(t))
             }
             Err(e) => fail(&format!("mgmt tap {name}: {e}")),
@@ -147,6 +153,7 @@ fn main() {
     let mut host = platform::HostPlatform::new(
         settings.on_panic == mgmt::cmdline::OnPanic::Exit,
         if args.busy_poll { 0 } else { 1024 },
+        &fds,
     );
     let mut switch = appliance::Appliance::new(&host, &settings, pool, ports, mgmt_nic, disk);
     let ready_us = appliance::Platform::now_us(&host);

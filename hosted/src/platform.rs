@@ -58,12 +58,14 @@ pub fn init_logger(level: log::LevelFilter) {
 pub struct HostPlatform {
     keys: Option<Receiver<u8>>,
     exit_allowed: bool,
-    /// Sleep after this many passes in a row that received nothing (0: never; busy-poll).
+    /// Wait after this many passes in a row that received nothing (0: never; busy-poll).
     idle_after: u64,
+    /// The ports' descriptors: an idle wait ends as soon as one is readable.
+    fds: Vec<libc::pollfd>,
 }
 
 impl HostPlatform {
-    pub fn new(exit_allowed: bool, idle_after: u64) -> Self {
+    pub fn new(exit_allowed: bool, idle_after: u64, fds: &[std::os::fd::RawFd]) -> Self {
         // Console keys: a thread reads stdin (a pipe or a terminal in line mode) into a channel.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -88,6 +90,14 @@ impl HostPlatform {
             keys: Some(rx),
             exit_allowed,
             idle_after,
+            fds: fds
+                .iter()
+                .map(|&fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect(),
         }
     }
 }
@@ -144,8 +154,15 @@ impl appliance::Platform for HostPlatform {
     }
 
     fn idle(&mut self, idle_passes: u64) {
+        // An idle switch waits for the next frame on any port (data or management) instead
+        // of spinning, for at most 1 ms so that timers and the console keep running.
         if self.idle_after != 0 && idle_passes >= self.idle_after {
-            std::thread::sleep(Duration::from_micros(50));
+            if self.fds.is_empty() {
+                std::thread::sleep(Duration::from_micros(200));
+                return;
+            }
+            // SAFETY: `fds` is a live array of pollfd of the length passed.
+            unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, 1) };
         }
     }
 }

@@ -171,10 +171,15 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
             ])?;
             // The runner's end carries only the switch's frames: no IPv6 of the host's own
             // (router solicitations, MLD) may leave through it.
-            let _ = std::fs::write(
-                format!("/proc/sys/net/ipv6/conf/{veth}/disable_ipv6"),
-                "1",
-            );
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{veth}/disable_ipv6"), "1");
+            // The port's MAC is the one QEMU gives data port N (`ovs-ofctl show` agrees).
+            ip(&[
+                "link",
+                "set",
+                &veth,
+                "address",
+                &crate::net::data_port_mac(n),
+            ])?;
             ip(&["link", "set", &veth, "up"])?;
             ip(&[
                 "-n",

@@ -6,6 +6,7 @@ pub mod packet;
 pub mod sys;
 pub mod tap;
 
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use drivers::dma::PacketPool;
@@ -22,12 +23,12 @@ pub enum PortKind {
     Packet,
 }
 
-/// Opens data port `name` as `kind` says.
+/// Opens data port `name` as `kind` says; returns it and its descriptor (for idle waits).
 pub fn open_port(
     name: &str,
     kind: PortKind,
     pool: &Rc<PacketPool>,
-) -> Result<Box<dyn Nic>, String> {
+) -> Result<(Box<dyn Nic>, RawFd), String> {
     match kind {
         PortKind::Xdp => Err(String::from(
             "AF_XDP ports are not available in this build; use --port-kind packet (or auto)",
@@ -36,7 +37,8 @@ pub fn open_port(
             let p = packet::PacketPort::open(name, pool.clone())
                 .map_err(|e| format!("AF_PACKET: {e}"))?;
             log::info!("port {name}: AF_PACKET (recvmmsg/sendmmsg)");
-            Ok(Box::new(p))
+            let fd = p.raw_fd();
+            Ok((Box::new(p), fd))
         }
     }
 }

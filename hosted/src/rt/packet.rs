@@ -144,6 +144,13 @@ fn aux_of(msg: &libc::msghdr) -> Option<AuxData> {
     None
 }
 
+impl PacketPort {
+    /// The socket, for the runner's idle wait (`poll(2)`).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Nic for PacketPort {
     fn name(&self) -> &str {
         &self.label

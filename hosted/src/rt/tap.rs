@@ -70,6 +70,13 @@ impl TapPort {
     }
 }
 
+impl TapPort {
+    /// The socket, for the runner's idle wait (`poll(2)`).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Nic for TapPort {
     fn name(&self) -> &str {
         &self.label

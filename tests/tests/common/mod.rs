@@ -37,7 +37,12 @@ pub fn artifacts() -> &'static image::Artifacts {
     }
 }
 
+/// The kernel ELF. Under `IRONFLOW_BACKEND=hosted` the hosted runner stands in for the image
+/// (see `ironflow_qemu::hosted`), so nothing is built and the path is only a placeholder.
 pub fn elf() -> &'static std::path::Path {
+    if ironflow_qemu::backend_is_hosted() {
+        return std::path::Path::new("/nonexistent/ironflow.elf (hosted backend)");
+    }
     &artifacts().elf
 }
 
