@@ -68,11 +68,11 @@ impl HostedState {
     pub(crate) fn teardown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = &self.mgmt_tap {
-            let _ = ip(&["link", "del", t]);
+            let _ = ip(&["link", "del", "dev", t]);
         }
         if let Some(ns) = &self.mgmt_ns {
             if let Some(t) = &self.mgmt_tap {
-                let _ = ip(&["-n", ns, "link", "del", t]);
+                let _ = ip(&["-n", ns, "link", "del", "dev", t]);
             }
             let _ = ip(&["netns", "del", ns]);
         }
@@ -180,7 +180,7 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
                 "address",
                 &crate::net::data_port_mac(n),
             ])?;
-            ip(&["link", "set", &veth, "up"])?;
+            ip(&["link", "set", "dev", &veth, "up"])?;
             ip(&[
                 "-n",
                 &ns,
@@ -190,8 +190,8 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
                 "dev",
                 "eth0",
             ])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "dev", "lo", "up"])?;
             ethtool_off(Some(&ns), "eth0")?;
             ethtool_off(None, &veth)?;
             args.push("--port".into());
@@ -203,10 +203,11 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
             let _ = ip(&["netns", "del", &ns]);
             ip(&["netns", "add", &ns])?;
             state.mgmt_ns = Some(ns);
+            let _ = ip(&["link", "del", "dev", &tap]); // a stale one from a killed run
             ip(&["tuntap", "add", "dev", &tap, "mode", "tap"])?;
             state.mgmt_tap = Some(tap.clone());
             // Up, so that its carrier shows when the runner attaches (a down link has none).
-            ip(&["link", "set", &tap, "up"])?;
+            ip(&["link", "set", "dev", &tap, "up"])?;
             args.push("--mgmt-tap".into());
             args.push(tap);
         }
@@ -251,7 +252,7 @@ pub(crate) fn wire(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    ip(&["link", "set", tap, "netns", ns])?;
+    ip(&["link", "set", "dev", tap, "netns", ns])?;
     ip(&[
         "-n",
         ns,
@@ -261,8 +262,8 @@ pub(crate) fn wire(
         "dev",
         tap,
     ])?;
-    ip(&["-n", ns, "link", "set", tap, "up"])?;
-    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    ip(&["-n", ns, "link", "set", "dev", tap, "up"])?;
+    ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
     let ns_path = Path::new("/run/netns").join(ns);
     let mut out = Vec::new();
     for &(host, guest) in forwards {

@@ -793,18 +793,28 @@ impl Vm {
         let log_file = fs::File::create(&log_path)
             .map_err(|e| fail(format!("cannot create {}: {e}", log_path.display()), &setup))?;
         let started = Instant::now();
-        let mut child = Command::new(bin)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let mut cmd = Command::new(bin);
+        cmd.args(&args);
+        if b.console == Console::Terminal {
+            // `run --hosted` / `demo --hosted`: the terminal is the console.
+            cmd.stdin(Stdio::inherit())
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit());
+        } else {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+        let mut child = cmd
             .spawn()
             .map_err(|e| fail(format!("cannot start {}: {e}", bin.display()), &setup))?;
-        let serial = SerialCapture::start(
-            &mut child,
-            Some(log_file),
-            b.console == Console::CaptureEcho,
-        );
+        let serial = (b.console != Console::Terminal).then(|| {
+            SerialCapture::start(
+                &mut child,
+                Some(log_file),
+                b.console == Console::CaptureEcho,
+            )
+        });
         let serial_in = child.stdin.take().map(Mutex::new);
         let hosted::HostedSetup { ports, state, .. } = setup;
         let mut all_args = vec![bin.to_string_lossy().into_owned()];
@@ -816,7 +826,7 @@ impl Vm {
             started,
             accel: Accel::Tcg,
             args: all_args,
-            serial: Some(serial),
+            serial,
             serial_in,
             log_path: Some(log_path),
             tmp_dir,

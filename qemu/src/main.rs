@@ -35,6 +35,8 @@ options:
   --config-disk PATH  the configuration disk (virtio-blk; created if missing;
                       default target/ironflow-config.img for run and demo)
   --no-config-disk    boot without one (configuration is then kept in memory only)
+  --hosted            run/demo: the hosted runner (the appliance natively, AF_PACKET veth ports,
+                      a tap management port) instead of the image in QEMU; needs root
   --runs N            boot-bench runs (default 10)
   --log PATH          write the serial log here (run: console still attached)";
 
@@ -55,6 +57,7 @@ struct Args {
     log: Option<PathBuf>,
     config_disk: Option<PathBuf>,
     no_config_disk: bool,
+    hosted: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
         log: None,
         config_disk: None,
         no_config_disk: false,
+        hosted: false,
     };
     let mut it = std::env::args().skip(1).peekable();
     if let Some(first) = it.peek()
@@ -128,6 +132,7 @@ fn parse_args() -> Result<Args, String> {
             "--log" => a.log = Some(val("--log")?.into()),
             "--config-disk" => a.config_disk = Some(val("--config-disk")?.into()),
             "--no-config-disk" => a.no_config_disk = true,
+            "--hosted" => a.hosted = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -232,7 +237,11 @@ fn run(args: &Args, demo: bool) -> Result<ExitCode, String> {
         b = b.log_path(p);
     }
     let art;
-    if disk_boot {
+    if args.hosted {
+        // The appliance's main loop natively (hosted/): the same hosts, forwards and disk.
+        let bin = ironflow_qemu::hosted_binary().map_err(|e| e.to_string())?;
+        b = b.hosted(bin).cmdline(&args.cmdline);
+    } else if disk_boot {
         let fw = args.firmware.unwrap_or(Firmware::Bios);
         let img = match &args.disk {
             Some(d) => d.clone(),
