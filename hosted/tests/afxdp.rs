@@ -1,0 +1,96 @@
+//! AF_XDP backend against a veth peer in a namespace (needs root), and the fallback to
+//! AF_PACKET.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use drivers::nic::Nic;
+use hosted::afxdp::{AfXdpPort, XdpMode};
+use hosted::{PortKind, open_port};
+
+fn xdp_attached(ifname: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["link", "show", ifname])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+#[test]
+fn afxdp_conformance_and_detach() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(4096).unwrap();
+    let mut port = AfXdpPort::open(&v.port, pool.clone()).expect("AF_XDP port on veth");
+    eprintln!("opened {}", port.name());
+    assert_eq!(port.mode(), XdpMode::Copy, "veth has no AF_XDP zero-copy");
+    assert!(xdp_attached(&v.port), "XDP program attached");
+    conformance(&mut port, v.peer_socket(), &pool);
+    drop(port);
+    assert!(!xdp_attached(&v.port), "XDP program detached on drop");
+    assert_eq!(
+        pool.free_count(),
+        pool.num_bufs(),
+        "all buffers back after drop"
+    );
+}
+
+#[test]
+fn afxdp_falls_back_to_afpacket() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(4096).unwrap();
+    // Queue 0 is taken by a first AF_XDP socket: the second cannot bind or attach.
+    let first = open_port(&v.port, PortKind::Auto, &pool).expect("first port");
+    assert!(first.name().starts_with("af_xdp"), "{}", first.name());
+    let err = open_port(&v.port, PortKind::Xdp, &pool)
+        .err()
+        .expect("AF_XDP busy");
+    assert!(err.contains("AF_XDP"), "{err}");
+    let second = open_port(&v.port, PortKind::Auto, &pool).expect("fallback");
+    assert!(second.name().starts_with("af_packet"), "{}", second.name());
+    drop(second);
+    drop(first);
+    // A pool whose layout cannot be a UMEM: refused with a reason; Auto falls back.
+    let odd =
+        drivers::dma::PacketPool::with_allocator(&hosted::dma::HOST_DMA, 256, 128, 2048).unwrap();
+    let e = AfXdpPort::open(&v.port, odd.clone())
+        .err()
+        .expect("layout refused");
+    assert!(e.to_string().contains("host_pool"), "{e}");
+    let mut p = open_port(&v.port, PortKind::Auto, &odd).expect("fallback");
+    assert!(p.name().starts_with("af_packet"));
+    // The fallback port works.
+    let peer = v.peer_socket();
+    let f = test_frame(60, 7, None);
+    peer.send(&f);
+    let got = rx_test_frames(p.as_mut(), 1, std::time::Duration::from_secs(5));
+    assert_eq!(got, vec![f]);
+}
+
+#[test]
+fn afxdp_forwards_between_ports_without_copy() {
+    // A frame received on one AF_XDP port and sent on another from the same pool.
+    let a = Veth::new();
+    let b = Veth::new();
+    let pool = hosted::dma::host_pool(4096).unwrap();
+    let mut pa = AfXdpPort::open(&a.port, pool.clone()).unwrap();
+    let mut pb = AfXdpPort::open(&b.port, pool.clone()).unwrap();
+    let (sa, sb) = (a.peer_socket(), b.peer_socket());
+    sb.enable_auxdata();
+    let frames = sample_frames();
+    for f in &frames {
+        sa.send(f);
+    }
+    let mut batch = drivers::dma::PacketBatch::new();
+    let t = std::time::Instant::now();
+    let mut moved = 0;
+    while moved < frames.len() && t.elapsed() < std::time::Duration::from_secs(5) {
+        pa.rx_burst(0, &mut batch);
+        batch.retain(|p| is_test_frame(switch_core::packet::Frame::data(p)));
+        moved += tx_all(&mut pb, &mut batch);
+    }
+    assert_eq!(moved, frames.len());
+    let got = sb.recv_wire_test_frames(frames.len(), std::time::Duration::from_secs(5));
+    assert_eq!(got, frames);
+}
