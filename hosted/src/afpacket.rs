@@ -41,7 +41,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -416,6 +416,13 @@ pub(crate) fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -
     }
     frame[field..field + 2].copy_from_slice(&csum.to_be_bytes());
     true
+}
+
+/// The socket (readable when frames wait), for `poll(2)` in an idle loop.
+impl AsRawFd for AfPacketPort {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
 }
 
 impl Nic for AfPacketPort {

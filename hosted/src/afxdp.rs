@@ -802,6 +802,13 @@ fn attach_program(prog_fd: RawFd, ifindex: u32, flags: u32) -> io::Result<OwnedF
     bpf_fd(r, what)
 }
 
+/// The socket (readable when frames wait), for `poll(2)` in an idle loop.
+impl AsRawFd for AfXdpPort {
+    fn as_raw_fd(&self) -> RawFd {
+        self.xsk.fd.as_raw_fd()
+    }
+}
+
 impl Nic for AfXdpPort {
     fn name(&self) -> &str {
         &self.name

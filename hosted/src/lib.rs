@@ -14,6 +14,7 @@ pub mod dma;
 mod sys;
 pub mod tap;
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use drivers::dma::PacketPool;
@@ -32,27 +33,32 @@ pub enum PortKind {
 }
 
 /// Opens data port `ifname` as `kind`, receiving into buffers from `pool` (use
-/// [`dma::host_pool`]: AF_XDP needs its layout). Logs which backend (and AF_XDP mode) it got,
-/// and for `Auto` why AF_XDP was not used.
+/// [`dma::host_pool`]: AF_XDP needs its layout). Returns the port and its file descriptor
+/// (readable, `poll(2)` `POLLIN`, when frames wait: for idle waits). Logs which backend (and
+/// AF_XDP mode) it got, and for `Auto` why AF_XDP was not used.
 pub fn open_port(
     ifname: &str,
     kind: PortKind,
     pool: &Rc<PacketPool>,
-) -> Result<Box<dyn Nic>, String> {
+) -> Result<(Box<dyn Nic>, RawFd), String> {
+    fn packet(ifname: &str, pool: &Rc<PacketPool>) -> std::io::Result<(Box<dyn Nic>, RawFd)> {
+        let p = afpacket::AfPacketPort::open(ifname, pool.clone())?;
+        let fd = p.as_raw_fd();
+        Ok((Box::new(p), fd))
+    }
+    fn xdp(ifname: &str, pool: &Rc<PacketPool>) -> std::io::Result<(Box<dyn Nic>, RawFd)> {
+        let p = afxdp::AfXdpPort::open(ifname, pool.clone())?;
+        let fd = p.as_raw_fd();
+        Ok((Box::new(p), fd))
+    }
     match kind {
-        PortKind::Packet => afpacket::AfPacketPort::open(ifname, pool.clone())
-            .map(|p| Box::new(p) as Box<dyn Nic>)
-            .map_err(|e| format!("AF_PACKET: {e}")),
-        PortKind::Xdp => afxdp::AfXdpPort::open(ifname, pool.clone())
-            .map(|p| Box::new(p) as Box<dyn Nic>)
-            .map_err(|e| format!("AF_XDP: {e}")),
-        PortKind::Auto => match afxdp::AfXdpPort::open(ifname, pool.clone()) {
-            Ok(p) => Ok(Box::new(p)),
+        PortKind::Packet => packet(ifname, pool).map_err(|e| format!("AF_PACKET: {e}")),
+        PortKind::Xdp => xdp(ifname, pool).map_err(|e| format!("AF_XDP: {e}")),
+        PortKind::Auto => match xdp(ifname, pool) {
+            Ok(p) => Ok(p),
             Err(e) => {
                 log::warn!("{ifname}: AF_XDP unavailable ({e}); falling back to AF_PACKET");
-                afpacket::AfPacketPort::open(ifname, pool.clone())
-                    .map(|p| Box::new(p) as Box<dyn Nic>)
-                    .map_err(|e2| format!("AF_XDP: {e}; AF_PACKET: {e2}"))
+                packet(ifname, pool).map_err(|e2| format!("AF_XDP: {e}; AF_PACKET: {e2}"))
             }
         },
     }

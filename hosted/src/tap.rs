@@ -13,7 +13,7 @@
 //! the same link for the appliance's stack to answer on.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use drivers::dma::{PacketBatch, PacketPool};
@@ -91,6 +91,13 @@ fn set_up(ifname: &str) -> io::Result<()> {
     let flags = ifr.short() | libc::IFF_UP as i16;
     ifr.set_short(flags);
     sys::ifreq_ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &mut ifr, "SIOCSIFFLAGS")
+}
+
+/// The socket (readable when frames wait), for `poll(2)` in an idle loop.
+impl AsRawFd for TapPort {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
 }
 
 impl Nic for TapPort {

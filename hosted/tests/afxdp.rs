@@ -41,13 +41,13 @@ fn afxdp_falls_back_to_afpacket() {
     let v = Veth::new();
     let pool = hosted::dma::host_pool(4096).unwrap();
     // Queue 0 is taken by a first AF_XDP socket: the second cannot bind or attach.
-    let first = open_port(&v.port, PortKind::Auto, &pool).expect("first port");
+    let (first, _) = open_port(&v.port, PortKind::Auto, &pool).expect("first port");
     assert!(first.name().starts_with("af_xdp"), "{}", first.name());
     let err = open_port(&v.port, PortKind::Xdp, &pool)
         .err()
         .expect("AF_XDP busy");
     assert!(err.contains("AF_XDP"), "{err}");
-    let second = open_port(&v.port, PortKind::Auto, &pool).expect("fallback");
+    let (second, _) = open_port(&v.port, PortKind::Auto, &pool).expect("fallback");
     assert!(second.name().starts_with("af_packet"), "{}", second.name());
     drop(second);
     drop(first);
@@ -58,7 +58,7 @@ fn afxdp_falls_back_to_afpacket() {
         .err()
         .expect("layout refused");
     assert!(e.to_string().contains("host_pool"), "{e}");
-    let mut p = open_port(&v.port, PortKind::Auto, &odd).expect("fallback");
+    let (mut p, _) = open_port(&v.port, PortKind::Auto, &odd).expect("fallback");
     assert!(p.name().starts_with("af_packet"));
     // The fallback port works.
     let peer = v.peer_socket();
