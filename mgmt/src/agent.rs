@@ -43,6 +43,7 @@ mod handle;
 mod meters;
 mod packet_in;
 mod ports;
+mod rate_limit;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -55,6 +56,7 @@ use switch_core::port::{OFPP_NORMAL, PortConfig, PortTable};
 use switch_core::table::{FlowModFlags, FlowRemoved as CoreFlowRemoved};
 
 use crate::netif::stream::{ConnKind, StreamHandler};
+use crate::openflow::PacketIn;
 use crate::openflow::header::{Framer, Header};
 use crate::openflow::message::{
     FlowRemoved, Message, OFPCR_ROLE_MASTER, OFPCR_ROLE_SLAVE, PortStatus, ofpt,
@@ -67,6 +69,8 @@ use crate::openflow::{OFP10, OFP13};
 pub use meters::{MAX_BANDS, Meter, MeterTable};
 pub use packet_in::PacketInQueue;
 pub use ports::{datapath_id_from_ports, port_desc, port_stats};
+use rate_limit::{Offer, Pacer};
+pub use rate_limit::{RateLimit, TokenBucket};
 
 /// What the bridge does while no controller is connected (`fail_mode` in Open vSwitch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,8 +106,13 @@ pub struct AgentConfig {
     pub echo_timeout_ms: u64,
     /// Most OpenFlow connections at once (further ones are refused).
     pub max_connections: usize,
-    /// Packet-ins waiting for delivery; more are dropped (and counted).
+    /// Packet-ins waiting for delivery; more are dropped (and counted). Command line
+    /// `packet_in.queue=N`.
     pub packet_in_queue: usize,
+    /// The controller rate limit of every connection that has none of its own (see
+    /// [`OfAgent::set_controller_limits`]); `None` = packet-ins are only bounded by the queue.
+    /// Command line `controller.rate_limit=` and `controller.burst_limit=`.
+    pub rate_limit: Option<RateLimit>,
     /// A connection whose send queue is longer than this gets no packet-ins (they are dropped).
     pub packet_in_backlog: usize,
     /// A connection whose send queue is longer than this is not read from until it drains.
@@ -137,6 +146,8 @@ impl AgentConfig {
         AgentConfig {
             fail_mode,
             has_controllers: !settings.controllers.is_empty(),
+            packet_in_queue: settings.packet_in_queue,
+            rate_limit: settings.controller_rate_limit(),
             ..AgentConfig::default()
         }
     }
@@ -154,7 +165,8 @@ impl Default for AgentConfig {
             echo_interval_ms: 5_000,
             echo_timeout_ms: 10_000,
             max_connections: 16,
-            packet_in_queue: 256,
+            packet_in_queue: DEFAULT_PACKET_IN_QUEUE,
+            rate_limit: None,
             packet_in_backlog: 64 * 1024,
             pause_backlog: 256 * 1024,
             max_backlog: 4 * 1024 * 1024,
@@ -164,6 +176,9 @@ impl Default for AgentConfig {
         }
     }
 }
+
+/// Packet-ins waiting for delivery by default (`packet_in.queue=`).
+pub const DEFAULT_PACKET_IN_QUEUE: usize = 256;
 
 /// The parts of the bridge the agent works on, borrowed for one call.
 pub struct BridgeCtx<'a> {
@@ -184,9 +199,27 @@ pub struct AgentStats {
     pub connections_refused: u64,
     pub requests: u64,
     pub errors_sent: u64,
+    /// Packet-ins the datapath (or a packet-out) produced while a connection could want
+    /// them. Each one is sent, or counted in one of the drop counters below, per connection
+    /// that wants it (with one controller: `generated == sent + dropped_queue_full +
+    /// dropped_rate_limited + backlogged + dropped_no_controller + waiting`).
+    pub packet_ins_generated: u64,
     pub packet_ins_sent: u64,
+    /// Dropped because the packet-in queue (`packet_in.queue=`) was full.
+    pub packet_ins_dropped_queue_full: u64,
+    /// Dropped by a connection's rate limiter (over the rate with its burst queue full).
+    pub packet_ins_dropped_rate_limited: u64,
+    /// Held back by a rate limiter's burst queue (Open vSwitch's `n_limited`); each is later
+    /// sent (and counted in `sent`) or dropped (and counted).
+    pub packet_ins_paced: u64,
     /// Packet-ins not sent to a connection because its send queue was too long.
     pub packet_ins_backlogged: u64,
+    /// Thrown away waiting: the connections that wanted them went away.
+    pub packet_ins_dropped_no_controller: u64,
+    /// Not sent: the ingress port has `no-packet-in` set (`OFPPC_NO_PACKET_IN`).
+    pub packet_ins_port_disabled: u64,
+    /// Waiting now (in the queue or a rate limiter), not yet sent or dropped.
+    pub packet_ins_waiting: u64,
     pub flow_removed_sent: u64,
     pub port_status_sent: u64,
     pub closed_for_backlog: u64,
@@ -223,11 +256,29 @@ pub(crate) struct Conn {
     async_enabled: bool,
     /// Splits the received stream into messages for the session.
     framer: Framer,
+    /// The controller rate limiter, when this connection has a limit.
+    pacer: Option<Pacer>,
 }
 
 impl Conn {
     fn backlog(&self) -> usize {
         self.out.len() - self.head
+    }
+
+    /// Queues a packet-in unless the send queue is over `limit` (then it is counted).
+    fn send_packet_in(&mut self, m: PacketIn, limit: usize, stats: &mut AgentStats) {
+        if self.backlog() > limit {
+            stats.packet_ins_backlogged += 1;
+            return;
+        }
+        if self.session.send_async(&Message::PacketIn(m)).is_ok() {
+            stats.packet_ins_sent += 1;
+        } else {
+            // Not encodable for this version (cannot happen for a frame that fits): counted
+            // with the packet-ins the connection could not take.
+            stats.packet_ins_backlogged += 1;
+        }
+        self.pull();
     }
 
     /// Moves the session's output into the send queue.
@@ -305,6 +356,9 @@ pub struct OfAgent {
     /// The pipeline generation when the fail-open flow was last checked.
     fail_open_generation: u64,
     stats: AgentStats,
+    /// Per-connection rate limits (OVSDB `Controller` rows) that override
+    /// `config.rate_limit` for the connections of that kind.
+    limits: Vec<(ConnKind, Option<RateLimit>)>,
 }
 
 /// Received bytes a connection may hold unprocessed before the transport stops reading.
@@ -352,6 +406,7 @@ impl OfAgent {
             next_expiry_ms: 0,
             fail_open_generation: 0,
             stats: AgentStats::default(),
+            limits: Vec::new(),
         }
     }
 
@@ -360,7 +415,93 @@ impl OfAgent {
     }
 
     pub fn stats(&self) -> AgentStats {
-        self.stats
+        let mut s = self.stats;
+        let q = &self.packet_ins;
+        s.packet_ins_generated = q.generated;
+        s.packet_ins_dropped_queue_full = q.dropped;
+        s.packet_ins_dropped_no_controller += q.cleared;
+        s.packet_ins_waiting = q.len() as u64
+            + self
+                .conns
+                .iter()
+                .filter_map(|c| c.pacer.as_ref())
+                .map(|p| p.queued() as u64)
+                .sum::<u64>();
+        s
+    }
+
+    /// Changes the packet-in queue size (`packet_in.queue=`).
+    pub fn set_packet_in_queue(&mut self, n: usize) {
+        self.config.packet_in_queue = n;
+        self.packet_ins.set_capacity(n);
+    }
+
+    /// Changes the rate limit of the connections without one of their own
+    /// (`controller.rate_limit=`; `None`: no limit).
+    pub fn set_rate_limit(&mut self, limit: Option<RateLimit>, now_ms: u64) {
+        self.config.rate_limit = limit;
+        self.apply_limits(now_ms);
+    }
+
+    /// Sets the rate limits of the connections of each kind (from the OVSDB `Controller`
+    /// rows: an active target's id, or a passive listener's port); `None` in an entry = no
+    /// limit for that kind; kinds not listed get `AgentConfig::rate_limit`. Applies to the
+    /// connections open now and later. Packet-ins a removed limit held back are sent now.
+    pub fn set_controller_limits(&mut self, limits: &[(ConnKind, Option<RateLimit>)], now_ms: u64) {
+        self.limits = limits.to_vec();
+        self.apply_limits(now_ms);
+    }
+
+    /// [`set_controller_limits`](Self::set_controller_limits) from controller targets as
+    /// OVSDB names them (`tcp:IP:PORT` as `port` dials them, `ptcp:PORT[:IP]`) with their
+    /// limits (`None`: the row has no `controller_rate_limit`). Call after
+    /// `MgmtPort::set_controllers`, so that new targets have their ids.
+    pub fn set_controller_limits_by_target(
+        &mut self,
+        port: &crate::netif::MgmtPort,
+        limits: &[(String, Option<RateLimit>)],
+        now_ms: u64,
+    ) {
+        let kinds: Vec<(ConnKind, Option<RateLimit>)> = limits
+            .iter()
+            .filter_map(|(t, l)| Some((port.conn_kind_of(t)?, *l)))
+            .collect();
+        self.set_controller_limits(&kinds, now_ms);
+    }
+
+    /// The rate limit connections of `kind` get.
+    fn limit_for(&self, kind: ConnKind) -> Option<RateLimit> {
+        match self.limits.iter().find(|(k, _)| *k == kind) {
+            Some((_, l)) => *l,
+            None => self.config.rate_limit,
+        }
+    }
+
+    /// The rate limit in force on connection `id` (`None`: none).
+    pub fn connection_rate_limit(&self, id: u32) -> Option<RateLimit> {
+        self.conn(id)?.pacer.as_ref().map(|p| p.limit)
+    }
+
+    fn apply_limits(&mut self, now_ms: u64) {
+        let backlog = self.config.packet_in_backlog;
+        for i in 0..self.conns.len() {
+            let want = self.limit_for(self.conns[i].kind);
+            let c = &mut self.conns[i];
+            match (want, c.pacer.as_mut()) {
+                (Some(l), Some(p)) if p.limit == l => {}
+                (Some(l), Some(p)) => {
+                    self.stats.packet_ins_dropped_rate_limited += p.set_limit(l, now_ms) as u64;
+                }
+                (Some(l), None) => c.pacer = Some(Pacer::new(l, now_ms)),
+                (None, Some(_)) => {
+                    let held = c.pacer.take().map(|mut p| p.take_all()).unwrap_or_default();
+                    for m in held {
+                        c.send_packet_in(m, backlog, &mut self.stats);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
     }
 
     /// The meter table (the pipeline's `MeterHook`: pass it in `Env::meters`).
@@ -511,6 +652,7 @@ impl OfAgent {
             closing: false,
             async_enabled: false,
             framer: Framer::default(),
+            pacer: self.limit_for(kind).map(|l| Pacer::new(l, ctx.now_ms)),
         };
         c.pull();
         self.conns.push(c);
@@ -604,6 +746,9 @@ impl OfAgent {
     pub fn close(&mut self, id: u32, now_ms: u64) {
         if let Some(i) = self.index(id) {
             let c = self.conns.remove(i);
+            if let Some(p) = &c.pacer {
+                self.stats.packet_ins_dropped_no_controller += p.queued() as u64;
+            }
             if c.is_controller() && c.session.is_connected() {
                 self.last_controller_ms = now_ms;
             }
@@ -693,9 +838,18 @@ impl OfAgent {
         n
     }
 
+    /// Sends the queued packet-ins to the connections that want them, through each one's
+    /// rate limiter; first the packet-ins the limiters held back that are due now.
     fn deliver_packet_ins(&mut self, ctx: &mut BridgeCtx<'_>) {
         let passive_async = self.config.passive_async;
         let limit = self.config.packet_in_backlog;
+        let now = ctx.now_ms;
+        let stats = &mut self.stats;
+        for c in self.conns.iter_mut() {
+            while let Some(m) = c.pacer.as_mut().and_then(|p| p.next_due(now)) {
+                c.send_packet_in(m, limit, stats);
+            }
+        }
         while let Some(q) = self.packet_ins.pop() {
             let in_port = q.msg.in_port();
             if ctx
@@ -703,14 +857,11 @@ impl OfAgent {
                 .get(in_port)
                 .is_some_and(|p| p.config().contains(PortConfig::NO_PACKET_IN))
             {
+                stats.packet_ins_port_disabled += 1;
                 continue;
             }
             for c in self.conns.iter_mut() {
                 if !c.gets_async(passive_async) || !c.session.wants_async(0, q.msg.reason) {
-                    continue;
-                }
-                if c.backlog() > limit {
-                    self.stats.packet_ins_backlogged += 1;
                     continue;
                 }
                 let mut m = q.msg.clone();
@@ -720,10 +871,21 @@ impl OfAgent {
                         m.data.truncate(max as usize);
                     }
                 }
-                if c.session.send_async(&Message::PacketIn(m)).is_ok() {
-                    self.stats.packet_ins_sent += 1;
-                }
-                c.pull();
+                let m = match c.pacer.as_mut() {
+                    None => m,
+                    Some(p) => match p.offer(m, now) {
+                        Offer::Send(m) => m,
+                        Offer::Queued => {
+                            stats.packet_ins_paced += 1;
+                            continue;
+                        }
+                        Offer::Dropped => {
+                            stats.packet_ins_dropped_rate_limited += 1;
+                            continue;
+                        }
+                    },
+                };
+                c.send_packet_in(m, limit, stats);
             }
         }
     }

@@ -60,6 +60,15 @@ pub struct BootSettings {
     /// Format the configuration disk even if it holds something that is not an ironflow
     /// configuration (`config.format=1`): without it a foreign or corrupt disk is left alone.
     pub config_format: bool,
+    /// Packet-ins waiting for delivery to the controllers (`packet_in.queue=N`); more are
+    /// dropped and counted.
+    pub packet_in_queue: usize,
+    /// Open vSwitch's controller rate limit, packet-ins per second per connection
+    /// (`controller.rate_limit=N`, raised to 100 as OVS does; absent = no limit). Written into
+    /// the `Controller` rows created at first boot and applied to connections without a row.
+    pub controller_rate_limit: Option<u32>,
+    /// The rate limiter's burst (`controller.burst_limit=N`; default rate/4, at least 25).
+    pub controller_burst_limit: Option<u32>,
 }
 
 impl Default for BootSettings {
@@ -78,6 +87,9 @@ impl Default for BootSettings {
             fail_mode: crate::agent::FailMode::Standalone,
             bootstrap_bridge: Some(String::from("br0")),
             config_format: false,
+            packet_in_queue: crate::agent::DEFAULT_PACKET_IN_QUEUE,
+            controller_rate_limit: None,
+            controller_burst_limit: None,
         }
     }
 }
@@ -109,6 +121,12 @@ fn parse_bdf(s: &str) -> Option<(u8, u8, u8)> {
 }
 
 impl BootSettings {
+    /// The controller rate limit the settings ask for (`None`: no limit).
+    pub fn controller_rate_limit(&self) -> Option<crate::agent::RateLimit> {
+        self.controller_rate_limit
+            .map(|r| crate::agent::RateLimit::new(r, self.controller_burst_limit))
+    }
+
     /// Parses a command line; returns the settings and a warning per word that was not understood.
     pub fn parse(cmdline: &str) -> (BootSettings, Vec<String>) {
         let mut s = BootSettings::default();
@@ -177,6 +195,24 @@ impl BootSettings {
                     _ => false,
                 },
                 "config.format" => parse_bool(value).map(|b| s.config_format = b).is_some(),
+                "packet_in.queue" => value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1 << 20).contains(n))
+                    .map(|n| s.packet_in_queue = n)
+                    .is_some(),
+                "controller.rate_limit" => value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| s.controller_rate_limit = Some(n))
+                    .is_some(),
+                "controller.burst_limit" => value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| s.controller_burst_limit = Some(n))
+                    .is_some(),
                 "fail_mode" => crate::agent::FailMode::from_name(value)
                     .map(|m| s.fail_mode = m)
                     .is_some(),
@@ -271,6 +307,37 @@ mod tests {
         assert_eq!(s.bootstrap_bridge.as_deref(), Some("sw-1"));
         assert!(s.config_format);
         assert_eq!(BootSettings::parse("bridge=none").0.bootstrap_bridge, None);
+    }
+
+    #[test]
+    fn packet_in_queue_and_rate_limit() {
+        use crate::agent::RateLimit;
+        let (s, w) = BootSettings::parse("packet_in.queue=1000");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.packet_in_queue, 1000);
+        assert_eq!(s.controller_rate_limit(), None);
+        assert_eq!(
+            BootSettings::default().packet_in_queue,
+            crate::agent::DEFAULT_PACKET_IN_QUEUE
+        );
+        let (s, w) = BootSettings::parse("controller.rate_limit=1000");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.controller_rate_limit(), Some(RateLimit::new(1000, None)));
+        assert_eq!(s.controller_rate_limit().unwrap().burst, 250);
+        let (s, _) = BootSettings::parse("controller.rate_limit=50 controller.burst_limit=10");
+        // Open vSwitch's minimums: 100/s, burst 25.
+        assert_eq!(
+            s.controller_rate_limit(),
+            Some(RateLimit {
+                rate: 100,
+                burst: 25
+            })
+        );
+        let (s, w) = BootSettings::parse(
+            "packet_in.queue=0 packet_in.queue=x controller.rate_limit=-1 controller.burst_limit=",
+        );
+        assert_eq!(s, BootSettings::default());
+        assert_eq!(w.len(), 4, "{w:?}");
     }
 
     #[test]

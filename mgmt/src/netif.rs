@@ -324,6 +324,18 @@ impl MgmtPort {
         self.actives.iter().map(|a| (a.id, a.target)).collect()
     }
 
+    /// The kind of the connections a controller target as OVSDB names it makes: a `tcp:`
+    /// target in use (its id), or `ptcp:PORT[:IP]` (the connections accepted on PORT).
+    pub fn conn_kind_of(&self, target: &str) -> Option<ConnKind> {
+        if let Some(rest) = target.strip_prefix("ptcp:") {
+            let port = rest.split(':').next()?.parse().ok()?;
+            return Some(ConnKind::Passive { local_port: port });
+        }
+        let t = Target::parse(target)?;
+        let a = self.actives.iter().find(|a| a.target == t)?;
+        Some(ConnKind::Active { target: a.id })
+    }
+
     /// Whether controller target `i` (in the order given) has an established connection.
     pub fn controller_connected(&self, i: usize) -> bool {
         let Some(id) = self.actives.get(i).map(|a| a.id) else {

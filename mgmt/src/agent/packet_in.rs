@@ -1,5 +1,10 @@
 //! Packet-ins on their way from the datapath to the controllers: a bounded queue the kernel's
 //! output sink fills while the bridge forwards, which the agent drains on its next poll.
+//!
+//! Nothing is dropped silently: a packet-in offered while a connection could want it counts in
+//! `generated`, and then either leaves the queue for the connections (where a rate limiter,
+//! see [`super::rate_limit`], may still pace or drop it), or counts in `dropped` (queue full)
+//! or `cleared` (the last interested connection went away).
 
 use alloc::collections::VecDeque;
 
@@ -31,6 +36,11 @@ pub struct PacketInQueue {
     pub miss_to_controller: bool,
     /// Packet-ins dropped because the queue was full.
     pub dropped: u64,
+    /// Packet-ins offered while some connection could want them (queued or dropped).
+    pub generated: u64,
+    /// Queued packet-ins thrown away because no connection could take them any more (the
+    /// last one that wanted packet-ins went away).
+    pub cleared: u64,
 }
 
 impl PacketInQueue {
@@ -41,6 +51,22 @@ impl PacketInQueue {
             active: false,
             miss_to_controller: false,
             dropped: 0,
+            generated: 0,
+            cleared: 0,
+        }
+    }
+
+    /// Most packet-ins waiting for delivery (`packet_in.queue=`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the queue size; packet-ins beyond the new size are dropped (and counted).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.q.len() > capacity {
+            self.q.pop_back();
+            self.dropped += 1;
         }
     }
 
@@ -66,6 +92,7 @@ impl PacketInQueue {
         if !self.active {
             return;
         }
+        self.generated += 1;
         if self.q.len() >= self.capacity {
             self.dropped += 1;
             return;
@@ -103,6 +130,7 @@ impl PacketInQueue {
     }
 
     pub(crate) fn clear(&mut self) {
+        self.cleared += self.q.len() as u64;
         self.q.clear();
     }
 }

@@ -18,7 +18,7 @@ pub mod service;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::agent::FailMode;
+use crate::agent::{FailMode, RateLimit};
 use switch_core::port::{VlanMode, VlanSet};
 
 /// The whole configuration.
@@ -38,6 +38,10 @@ pub struct BridgeConfig {
     pub fail_mode: Option<FailMode>,
     /// Controller targets (`tcp:IP:PORT` active, `ptcp:PORT` passive), sorted.
     pub controllers: Vec<String>,
+    /// Each controller target's rate limit (`Controller.controller_rate_limit` and
+    /// `controller_burst_limit`, with Open vSwitch's minimums; `None`: the row sets no rate),
+    /// in the order of `controllers`. Give it to `OfAgent::set_controller_limits_by_target`.
+    pub controller_limits: Vec<(String, Option<RateLimit>)>,
     /// OpenFlow versions allowed (`Bridge.protocols`), as a wire-version bitmap; 0 = default
     /// (every version the switch speaks).
     pub versions: u32,
@@ -78,6 +82,7 @@ impl BridgeConfig {
             name: name.into(),
             fail_mode: None,
             controllers: Vec::new(),
+            controller_limits: Vec::new(),
             versions: 0,
             datapath_id: None,
             ports: Vec::new(),

@@ -91,12 +91,21 @@ pub fn read_config(db: &Database) -> SwitchConfig {
             .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
         if let Some(ct) = controller_t {
             for c in uuids_of(brow, "controller") {
-                if let Some(t) = ct.get(&c).and_then(|r| str_of(r, "target")) {
+                let Some(row) = ct.get(&c) else {
+                    continue;
+                };
+                if let Some(t) = str_of(row, "target") {
+                    let limit = crate::agent::RateLimit::from_columns(
+                        int_of(row, "controller_rate_limit"),
+                        int_of(row, "controller_burst_limit"),
+                    );
+                    bridge.controller_limits.push((t.clone(), limit));
                     bridge.controllers.push(t);
                 }
             }
         }
         bridge.controllers.sort();
+        bridge.controller_limits.sort_by(|a, b| a.0.cmp(&b.0));
         for p in uuids_of(brow, "ports") {
             let Some(prow) = port_t.get(&p) else {
                 continue;
@@ -241,8 +250,13 @@ pub fn bootstrap_ops(settings: &BootSettings, nics: &[NicInfo]) -> Vec<Value> {
         let mut controllers = Vec::new();
         for (i, t) in settings.controllers.iter().enumerate() {
             let cn = format!("controller{i}");
+            let mut row = json!({ "target": t });
+            if let Some(l) = settings.controller_rate_limit() {
+                row["controller_rate_limit"] = json!(l.rate);
+                row["controller_burst_limit"] = json!(l.burst);
+            }
             ops.push(json!({
-                "op": "insert", "table": "Controller", "uuid-name": cn, "row": { "target": t }
+                "op": "insert", "table": "Controller", "uuid-name": cn, "row": row
             }));
             controllers.push(json!(["named-uuid", cn]));
         }
