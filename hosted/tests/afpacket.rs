@@ -32,3 +32,43 @@ fn afpacket_missing_interface_is_an_error() {
         .expect("error");
     assert!(e.to_string().contains("nonexistent0"), "{e}");
 }
+
+#[test]
+fn afpacket_completes_partial_checksums() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(256).unwrap();
+    let mut port = AfPacketPort::open(&v.port, pool).unwrap();
+    let payload = send_udp_from_peer(&v);
+    assert_eq!(
+        rx_udp(&mut port, &payload),
+        Some(true),
+        "valid UDP datagram received"
+    );
+    assert!(
+        port.checksums_completed() >= 1,
+        "the peer's checksum offload left a partial checksum, completed here"
+    );
+}
+
+#[test]
+fn afpacket_pool_exhaustion_is_counted_and_recovers() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(8).unwrap();
+    let mut port = AfPacketPort::open(&v.port, pool.clone()).unwrap();
+    let peer = v.peer_socket();
+    let held: Vec<_> = std::iter::from_fn(|| pool.alloc()).collect();
+    for s in 0..4 {
+        peer.send(&test_frame(60, s, None));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut batch = drivers::dma::PacketBatch::new();
+    assert_eq!(port.rx_burst(0, &mut batch), 0);
+    assert!(port.stats().rx_no_buffer >= 1);
+    drop(held);
+    let got = rx_test_frames(&mut port, 4, std::time::Duration::from_secs(2));
+    assert_eq!(
+        got.len(),
+        4,
+        "frames kept in the ring while the pool was empty"
+    );
+}

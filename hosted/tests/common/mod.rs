@@ -623,3 +623,93 @@ pub fn conformance(nic: &mut dyn Nic, peer: RawSock, pool: &std::rc::Rc<drivers:
         nic.name()
     );
 }
+
+/// Gives the peer end an address and a permanent neighbour, then sends one UDP datagram from
+/// a kernel socket in the namespace (checksum offload left on: the frame leaves the peer
+/// with a partial checksum). Returns the payload.
+pub fn send_udp_from_peer(v: &Veth) -> Vec<u8> {
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &v.ns,
+        "ip",
+        "addr",
+        "replace",
+        "10.213.0.2/24",
+        "dev",
+        &v.peer,
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &v.ns,
+        "ip",
+        "neigh",
+        "replace",
+        "10.213.0.1",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        &v.peer,
+        "nud",
+        "permanent",
+    ]);
+    let ns = v.ns.clone();
+    let payload: Vec<u8> = (0..333u32).map(|i| (i * 13) as u8).collect();
+    let p2 = payload.clone();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
+        // SAFETY: setns on this helper thread only.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let s = std::net::UdpSocket::bind("10.213.0.2:0").expect("bind");
+        s.send_to(&p2, "10.213.0.1:4789").expect("send");
+    })
+    .join()
+    .unwrap();
+    payload
+}
+
+/// If `frame` is the UDP datagram to port 4789 `send_udp_from_peer` sent (payload checked):
+/// whether its UDP checksum verifies.
+pub fn udp_checksum_ok(frame: &[u8], payload: &[u8]) -> Option<bool> {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let udp = &frame[14 + ihl..];
+    if u16::from_be_bytes([udp[2], udp[3]]) != 4789 {
+        return None;
+    }
+    let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    assert_eq!(&udp[8..ulen], payload, "UDP payload");
+    let mut sum: u32 = 0;
+    for c in frame[26..34].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    sum += 17 + ulen as u32;
+    for c in udp[..ulen].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    Some(sum == 0xffff)
+}
+
+/// Polls `nic` for the UDP datagram `send_udp_from_peer` sent; `Some(checksum valid)`.
+pub fn rx_udp(nic: &mut dyn Nic, payload: &[u8]) -> Option<bool> {
+    let t = Instant::now();
+    let mut batch = PacketBatch::new();
+    while t.elapsed() < Duration::from_secs(5) {
+        nic.rx_burst(0, &mut batch);
+        for b in batch.drain(..) {
+            if let Some(ok) = udp_checksum_ok(b.data(), payload) {
+                return Some(ok);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
