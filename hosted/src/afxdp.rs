@@ -517,6 +517,7 @@ pub struct AfXdpPort {
     posted: usize,
     mode: XdpMode,
     attach: XdpAttach,
+    zc_refused: Option<String>,
     ifname: String,
     name: String,
     mac: [u8; 6],
@@ -548,11 +549,12 @@ impl AfXdpPort {
         let mac = sys::hwaddr(ifname)?;
         let mtu = sys::mtu(ifname)? as usize;
 
-        let (xsk, mode) = match open_xsk(&pool, ifindex, XDP_ZEROCOPY) {
-            Ok(x) => (x, XdpMode::ZeroCopy),
+        let (xsk, mode, zc_refused) = match open_xsk(&pool, ifindex, XDP_ZEROCOPY) {
+            Ok(x) => (x, XdpMode::ZeroCopy, None),
             Err(zc) => {
-                log::debug!("{ifname}: AF_XDP zero-copy refused ({zc}); trying copy mode");
-                (open_xsk(&pool, ifindex, XDP_COPY)?, XdpMode::Copy)
+                let x = open_xsk(&pool, ifindex, XDP_COPY)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{e} (zero-copy: {zc})")))?;
+                (x, XdpMode::Copy, Some(zc.to_string()))
             }
         };
 
@@ -605,7 +607,11 @@ impl AfXdpPort {
         };
         log::info!(
             "{ifname}: AF_XDP port, queue 0, {mode_s} mode, XDP program attached {attach_s}, \
-             mtu {mtu}, {fill_target} rx buffers"
+             mtu {mtu}, {fill_target} rx buffers{}",
+            zc_refused
+                .as_deref()
+                .map(|e| format!(" (zero-copy refused: {e})"))
+                .unwrap_or_default()
         );
         let mut port = AfXdpPort {
             link,
@@ -620,6 +626,7 @@ impl AfXdpPort {
             posted: 0,
             mode,
             attach,
+            zc_refused,
             name: format!("af_xdp {ifname} ({mode_s}, {attach_s})"),
             ifname: ifname.to_string(),
             mac,
@@ -633,6 +640,11 @@ impl AfXdpPort {
     /// The AF_XDP mode the kernel granted.
     pub fn mode(&self) -> XdpMode {
         self.mode
+    }
+
+    /// Why the kernel refused `XDP_ZEROCOPY` (the step and errno), in copy mode.
+    pub fn zero_copy_refusal(&self) -> Option<&str> {
+        self.zc_refused.as_deref()
     }
 
     /// How the XDP program is attached.

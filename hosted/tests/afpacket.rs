@@ -72,3 +72,12 @@ fn afpacket_pool_exhaustion_is_counted_and_recovers() {
         "frames kept in the ring while the pool was empty"
     );
 }
+
+#[test]
+fn afpacket_fd_polls_readable() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(256).unwrap();
+    let (mut port, fd) = hosted::open_port(&v.port, hosted::PortKind::Packet, &pool).unwrap();
+    assert!(port.name().starts_with("af_packet"));
+    check_poll(port.as_mut(), fd, &v.peer_socket());
+}

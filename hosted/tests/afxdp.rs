@@ -25,6 +25,8 @@ fn afxdp_conformance_and_detach() {
     let mut port = AfXdpPort::open(&v.port, pool.clone()).expect("AF_XDP port on veth");
     eprintln!("opened {}", port.name());
     assert_eq!(port.mode(), XdpMode::Copy, "veth has no AF_XDP zero-copy");
+    eprintln!("zero-copy refused: {:?}", port.zero_copy_refusal());
+    assert!(port.zero_copy_refusal().is_some());
     assert!(xdp_attached(&v.port), "XDP program attached");
     conformance(&mut port, v.peer_socket(), &pool);
     drop(port);
@@ -137,4 +139,12 @@ fn afxdp_udp_checksums_need_peer_tx_offload_off() {
     ]);
     let payload = send_udp_from_peer(&v);
     assert_eq!(rx_udp(&mut port, &payload), Some(true));
+}
+
+#[test]
+fn afxdp_fd_polls_readable() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(256).unwrap();
+    let (mut port, fd) = open_port(&v.port, PortKind::Xdp, &pool).unwrap();
+    check_poll(port.as_mut(), fd, &v.peer_socket());
 }

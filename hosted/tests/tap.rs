@@ -35,3 +35,17 @@ fn tap_conformance() {
         "the tap we created is gone with the port"
     );
 }
+
+#[test]
+fn tap_fd_polls_readable() {
+    require_root();
+    let name = format!("htpp{}", std::process::id() % 100_000);
+    let pool = hosted::dma::host_pool(256).unwrap();
+    let mut port = TapPort::open(&name, pool).expect("tap");
+    let _ = std::process::Command::new("sysctl")
+        .args(["-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")])
+        .output();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&port);
+    let peer = RawSock::open(&name);
+    check_poll(&mut port, fd, &peer);
+}

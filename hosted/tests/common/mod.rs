@@ -713,3 +713,41 @@ pub fn rx_udp(nic: &mut dyn Nic, payload: &[u8]) -> Option<bool> {
     }
     None
 }
+
+/// Whether `fd` polls readable within `ms` milliseconds.
+pub fn poll_readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    r == 1 && p.revents & libc::POLLIN != 0
+}
+
+/// The port's fd polls idle, then readable once a frame waits, then idle again once read.
+pub fn check_poll(nic: &mut dyn Nic, fd: std::os::fd::RawFd, peer: &RawSock) {
+    let mut batch = PacketBatch::new();
+    while nic.rx_burst(0, &mut batch) > 0 {
+        batch.clear();
+    }
+    assert!(
+        !poll_readable(fd, 50),
+        "{}: idle port polls idle",
+        nic.name()
+    );
+    peer.send(&test_frame(60, 99, None));
+    assert!(
+        poll_readable(fd, 2000),
+        "{}: a waiting frame makes the fd readable",
+        nic.name()
+    );
+    let got = rx_test_frames(nic, 1, Duration::from_secs(2));
+    assert_eq!(got.len(), 1);
+    assert!(
+        !poll_readable(fd, 50),
+        "{}: idle again once read",
+        nic.name()
+    );
+}
