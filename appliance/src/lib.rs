@@ -62,7 +62,8 @@ pub trait Platform {
 
 /// How often the timers run (MAC aging, megaflow sweep, link state, journal compaction).
 const HOUSEKEEPING_MS: u64 = 100;
-/// Management, timers and the console run once every this many forwarding passes.
+/// Management, timers and the console run once every this many forwarding passes while
+/// packets flow (every pass while the ports are idle and management is busy).
 const MGMT_EVERY: u64 = 64;
 
 /// The whole switch: bridge, management plane and configuration.
@@ -75,6 +76,10 @@ pub struct Appliance {
     next_stats: u64,
     now: u64,
     idle_passes: u64,
+    /// The management plane moved bytes in its last pass (a transfer is in progress): the
+    /// loop must not idle-wait, or a bulk `add-flows` would crawl at one read per wait.
+    mgmt_busy: bool,
+    mgmt_bytes: u64,
 }
 
 impl Appliance {
@@ -116,6 +121,8 @@ impl Appliance {
             next_stats: 0,
             now: platform.now_ms(),
             idle_passes: 0,
+            mgmt_busy: false,
+            mgmt_bytes: 0,
         }
     }
 
@@ -149,13 +156,15 @@ impl Appliance {
             }
             None => self.bridge.poll(now, None, None),
         };
-        if received == 0 {
+        if received == 0 && !self.mgmt_busy {
             self.idle_passes += 1;
             platform.idle(self.idle_passes);
         } else {
             self.idle_passes = 0;
         }
-        if self.bridge.iterations.is_multiple_of(MGMT_EVERY) {
+        // With traffic, management gets one pass in MGMT_EVERY; with the data ports idle and a
+        // management transfer in progress (a bulk add-flows, a big dump), every pass.
+        if self.bridge.iterations.is_multiple_of(MGMT_EVERY) || (received == 0 && self.mgmt_busy) {
             self.slow_path(platform);
         }
         received
@@ -166,6 +175,10 @@ impl Appliance {
         self.now = now;
         if let Some(m) = self.management.as_mut() {
             m.poll(platform, &mut self.bridge, &mut self.config, now);
+            let st = m.port.stats();
+            let bytes = st.bytes_in + st.bytes_out;
+            self.mgmt_busy = bytes != self.mgmt_bytes;
+            self.mgmt_bytes = bytes;
         }
         // OVSDB commits take effect here, between two forwarding passes.
         self.config

@@ -409,6 +409,10 @@ impl MgmtPort {
         let mut s = tcp::Socket::new(rx, tx);
         // OpenFlow messages are small and latency matters (barriers, echo).
         s.set_nagle_enabled(false);
+        // No delayed ACKs: smoltcp's default (10 ms) also delays the window updates that let a
+        // bulk sender (`ovs-ofctl add-flows`) go on once the agent has read (measured on the
+        // hosted runner: 100k flows in 6.7 s with the delay, 4.3 s without).
+        s.set_ack_delay(None);
         s
     }
 
