@@ -44,6 +44,7 @@ mod meters;
 mod packet_in;
 mod ports;
 mod rate_limit;
+mod reply;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -126,6 +127,12 @@ pub struct AgentConfig {
     /// OpenFlow versions offered (bit `v` = wire version `v`, OVSDB `Bridge.protocols`);
     /// 0 = every version the switch speaks.
     pub versions: u32,
+    /// Bytes of a large multipart reply (flow and aggregate stats, table features) one
+    /// connection produces per management poll (flow slots visited count 16 bytes each).
+    pub reply_budget: usize,
+    /// A large reply makes progress only while the connection's send queue is shorter than
+    /// this (what the transport has not taken yet).
+    pub reply_backlog: usize,
 }
 
 impl FailMode {
@@ -173,6 +180,8 @@ impl Default for AgentConfig {
             max_meters: 1024,
             passive_async: false,
             versions: 0,
+            reply_budget: 32 * 1024,
+            reply_backlog: 64 * 1024,
         }
     }
 }
@@ -258,6 +267,10 @@ pub(crate) struct Conn {
     framer: Framer,
     /// The controller rate limiter, when this connection has a limit.
     pacer: Option<Pacer>,
+    /// A large multipart reply in progress (later requests wait until it completes).
+    job: Option<reply::Job>,
+    /// Reply bytes this connection may still produce in this poll.
+    budget: usize,
 }
 
 impl Conn {
@@ -653,6 +666,8 @@ impl OfAgent {
             async_enabled: false,
             framer: Framer::default(),
             pacer: self.limit_for(kind).map(|l| Pacer::new(l, ctx.now_ms)),
+            job: None,
+            budget: self.config.reply_budget,
         };
         c.pull();
         self.conns.push(c);
@@ -669,7 +684,11 @@ impl OfAgent {
         let Some(i) = self.index(id) else {
             return;
         };
-        self.conns[i].framer.push(data);
+        let c = &mut self.conns[i];
+        c.framer.push(data);
+        if c.job.is_none() {
+            c.budget = self.config.reply_budget;
+        }
         self.process(ctx, i);
         self.update_activity(ctx.now_ms);
     }
@@ -683,7 +702,8 @@ impl OfAgent {
         let now = ctx.now_ms;
         loop {
             let c = &mut self.conns[i];
-            if c.session.is_closed() || c.backlog() >= self.config.pause_backlog {
+            if c.session.is_closed() || c.backlog() >= self.config.pause_backlog || c.job.is_some()
+            {
                 break;
             }
             let events = match c.framer.next_message() {
@@ -767,6 +787,10 @@ impl OfAgent {
             self.start(ctx);
         }
         for i in 0..self.conns.len() {
+            self.conns[i].budget = self.config.reply_budget;
+            if self.conns[i].job.is_some() {
+                self.run_reply(ctx, i);
+            }
             if self.conns[i].framer.buffered() > 0 {
                 self.process(ctx, i);
             }
@@ -776,6 +800,7 @@ impl OfAgent {
                 // The peer is silent: what it has not read will never be read.
                 log::info!("openflow: connection {}: {why:?}", c.id);
                 c.closing = true;
+                c.job = None;
                 c.out.clear();
                 c.head = 0;
                 let _ = c.session.poll_output();
@@ -792,6 +817,46 @@ impl OfAgent {
         self.deliver_packet_ins(ctx);
         self.update_activity(now);
         self.run_fail_mode(ctx);
+    }
+
+    /// Advances connection `i`'s reply in progress within its budget. (The requests waiting
+    /// behind it are processed by the caller's loop: `process`, or `poll` after this.)
+    pub(crate) fn run_reply(&mut self, ctx: &mut BridgeCtx<'_>, i: usize) {
+        let room = self.config.reply_backlog;
+        let c = &mut self.conns[i];
+        c.pull();
+        let head = c.head;
+        let Some(job) = c.job.as_mut() else {
+            return;
+        };
+        let r = job.step(
+            ctx.pipeline,
+            ctx.now_ms,
+            &mut c.out,
+            &mut c.budget,
+            |out: &[u8]| out.len() - head < room,
+        );
+        match r {
+            Ok(reply::Progress::More) => {}
+            Ok(reply::Progress::Done) => {
+                if let Some(job) = c.job.take() {
+                    job.finish(&mut c.out);
+                }
+            }
+            Err(e) => {
+                if let Some(job) = c.job.take() {
+                    log::debug!("openflow: connection {}: reply failed: {e}", c.id);
+                    c.session.send_error(e, &job.head);
+                    self.stats.errors_sent += 1;
+                    c.pull();
+                }
+            }
+        }
+    }
+
+    /// Whether connection `id` has a large reply in progress.
+    pub fn reply_in_progress(&self, id: u32) -> bool {
+        self.conn(id).is_some_and(|c| c.job.is_some())
     }
 
     /// Announces flows removed outside the agent (flow-removed to the controllers that asked).

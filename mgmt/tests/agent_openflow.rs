@@ -118,10 +118,17 @@ impl Rig {
         self.with(|a, ctx| a.poll(ctx));
     }
 
-    /// Everything the agent has for `id`, decoded.
+    /// Everything the agent has for `id`, decoded (a large reply is built across polls: the
+    /// polls it takes are run).
     fn out(&mut self, id: u32) -> Vec<(u8, u32, Message)> {
-        let bytes = self.agent.pending(id).to_vec();
+        let mut bytes = self.agent.pending(id).to_vec();
         self.agent.consume(id, bytes.len());
+        while self.agent.reply_in_progress(id) {
+            self.poll();
+            let more = self.agent.pending(id).to_vec();
+            self.agent.consume(id, more.len());
+            bytes.extend_from_slice(&more);
+        }
         decode_all(&bytes)
     }
 

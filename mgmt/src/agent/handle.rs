@@ -15,6 +15,7 @@ use switch_core::table::{FlowEntry, OFPTT_ALL};
 
 use super::packet_in::PacketInQueue;
 use super::ports::{port_desc, port_stats};
+use super::reply::Job;
 use super::{BridgeCtx, OfAgent};
 use crate::openflow::OFP10;
 use crate::openflow::OfpError;
@@ -51,7 +52,7 @@ impl OutputSink for PacketOutSink<'_> {
 }
 
 /// Whether a flow entry is selected by a flow-stats request.
-fn stats_selects(req: &FlowStatsRequest, m: &CoreMatch, e: &FlowEntry) -> bool {
+pub(super) fn stats_selects(req: &FlowStatsRequest, m: &CoreMatch, e: &FlowEntry) -> bool {
     e.match_.is_covered_by(m)
         && (e.cookie & req.cookie_mask) == (req.cookie & req.cookie_mask)
         && (req.out_port == OFPP_ANY || e.instructions.outputs_to(req.out_port))
@@ -90,6 +91,35 @@ impl OfAgent {
     fn on_request(&mut self, ctx: &mut BridgeCtx<'_>, i: usize, r: Request) {
         let Request { xid, message, head } = r;
         let result = match message {
+            // The replies that grow with the tables: built a piece at a time (`reply`).
+            Message::MultipartRequest {
+                body:
+                    body @ (MultipartRequest::Flow(_)
+                    | MultipartRequest::Aggregate(_)
+                    | MultipartRequest::TableFeatures(_)),
+                ..
+            } => {
+                let version = self.conns[i].session.version().unwrap_or(OFP10);
+                let job = match body {
+                    MultipartRequest::Flow(req) => Job::flows(version, xid, head.clone(), req),
+                    MultipartRequest::Aggregate(req) => {
+                        Job::aggregate(version, xid, head.clone(), req)
+                    }
+                    MultipartRequest::TableFeatures(v) if v.is_empty() => {
+                        Job::table_features(version, xid, head.clone())
+                    }
+                    _ => Err(OfpError::TABLE_FEATURES_EPERM),
+                };
+                match job {
+                    Ok(job) => {
+                        self.conns[i].pull();
+                        self.conns[i].job = Some(job);
+                        self.run_reply(ctx, i);
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Message::FlowMod(fm) => self.flow_mod(ctx, i, &fm).map(|_| None),
             Message::GroupMod(gm) => gm
                 .to_core()

@@ -1367,50 +1367,149 @@ fn encode_multipart_reply(
     out: &mut Vec<u8>,
 ) -> Result<(), OfpError> {
     let t = body.mp_type();
-    if !super::multipart::type_exists(version, t) {
-        return Err(OfpError::BAD_MULTIPART);
-    }
+    let mut w = ReplyWriter::with_flags(version, xid, t, flags)?;
     let entries = body.emit_entries(version)?;
-    let hdr_len = HEADER_LEN + if version == OFP10 { 4 } else { 8 };
-    if entries.iter().any(|e| hdr_len + e.len() > MAX_MESSAGE_LEN) {
+    if entries
+        .iter()
+        .any(|e| w.hdr_len() + e.len() > MAX_MESSAGE_LEN)
+    {
         return Err(OfpError::MULTIPART_BUFFER_OVERFLOW);
     }
-    let msg_type = if version == OFP10 {
-        ofpt10::STATS_REPLY
-    } else {
-        ofpt::MULTIPART_REPLY
-    };
-    let start_all = out.len();
-    let mut i = 0;
-    loop {
-        let start = out.len();
-        out.put_zeros(HEADER_LEN);
-        out.put_u16(t);
-        let flags_at = out.len();
-        out.put_u16(flags & !OFPMPF_MORE);
-        if version != OFP10 {
-            out.put_u32(0);
+    for e in &entries {
+        w.entry(out, |_, b| {
+            b.extend_from_slice(e);
+            Ok(())
+        })?;
+    }
+    w.finish(out);
+    Ok(())
+}
+
+/// A multipart reply written entry by entry, for replies too large to build at once (a flow
+/// dump of 100 000 flows): it produces the same messages as encoding the whole body with
+/// [`Message::encode_into`] — split at entry boundaries into messages of at most 64 KiB,
+/// `OFPMPF_REPLY_MORE` on all but the last — and appends each message to the output only
+/// once it is complete, so the output always holds whole messages.
+#[derive(Debug)]
+pub struct ReplyWriter {
+    version: u8,
+    xid: u32,
+    mp_type: u16,
+    flags: u16,
+    /// The message being filled (empty: none started).
+    cur: Vec<u8>,
+}
+
+impl ReplyWriter {
+    /// A reply of multipart type `mp_type` for `version` with transaction id `xid`.
+    pub fn new(version: u8, xid: u32, mp_type: u16) -> Result<ReplyWriter, OfpError> {
+        Self::with_flags(version, xid, mp_type, 0)
+    }
+
+    fn with_flags(
+        version: u8,
+        xid: u32,
+        mp_type: u16,
+        flags: u16,
+    ) -> Result<ReplyWriter, OfpError> {
+        if !is_supported_version(version) {
+            return Err(OfpError::BAD_VERSION);
         }
-        while i < entries.len() && out.len() - start + entries[i].len() <= MAX_MESSAGE_LEN {
-            out.extend_from_slice(&entries[i]);
-            i += 1;
+        if !super::multipart::type_exists(version, mp_type) {
+            return Err(OfpError::BAD_MULTIPART);
         }
-        let more = i < entries.len();
-        if more {
-            out.set_u16(flags_at, flags | OFPMPF_MORE);
-        }
-        let len = out.len() - start;
-        Header {
+        Ok(ReplyWriter {
             version,
-            msg_type,
-            length: len as u16,
             xid,
-        }
-        .emit(&mut out[start..start + HEADER_LEN]);
-        if !more {
-            break;
+            mp_type,
+            flags: flags & !OFPMPF_MORE,
+            cur: Vec::new(),
+        })
+    }
+
+    /// The version the reply is written in.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The message and multipart header length.
+    pub fn hdr_len(&self) -> usize {
+        HEADER_LEN + if self.version == OFP10 { 4 } else { 8 }
+    }
+
+    /// Bytes of the message being filled (not yet in the output).
+    pub fn buffered(&self) -> usize {
+        self.cur.len()
+    }
+
+    fn start(&mut self) {
+        self.cur.put_zeros(HEADER_LEN);
+        self.cur.put_u16(self.mp_type);
+        self.cur.put_u16(self.flags);
+        if self.version != OFP10 {
+            self.cur.put_u32(0);
         }
     }
-    debug_assert!(out.len() > start_all);
-    Ok(())
+
+    /// Completes the message being filled and appends it to `out`.
+    fn flush(&mut self, out: &mut Vec<u8>, more: bool) {
+        if self.cur.is_empty() {
+            self.start();
+        }
+        if more {
+            self.cur.set_u16(HEADER_LEN + 2, self.flags | OFPMPF_MORE);
+        }
+        let msg_type = if self.version == OFP10 {
+            ofpt10::STATS_REPLY
+        } else {
+            ofpt::MULTIPART_REPLY
+        };
+        Header {
+            version: self.version,
+            msg_type,
+            length: self.cur.len() as u16,
+            xid: self.xid,
+        }
+        .emit(&mut self.cur[..HEADER_LEN]);
+        out.extend_from_slice(&self.cur);
+        self.cur.clear();
+    }
+
+    /// Adds one entry, which `f` appends to the buffer it is given (with the version). A full
+    /// message goes to `out` first (with `REPLY_MORE`). Returns the entry's length; an entry
+    /// that cannot fit any message is `MULTIPART_BUFFER_OVERFLOW` (and nothing is added).
+    pub fn entry(
+        &mut self,
+        out: &mut Vec<u8>,
+        f: impl FnOnce(u8, &mut Vec<u8>) -> Result<(), OfpError>,
+    ) -> Result<usize, OfpError> {
+        if self.cur.is_empty() {
+            self.start();
+        }
+        let at = self.cur.len();
+        if let Err(e) = f(self.version, &mut self.cur) {
+            self.cur.truncate(at);
+            return Err(e);
+        }
+        let n = self.cur.len() - at;
+        if self.cur.len() <= MAX_MESSAGE_LEN {
+            return Ok(n);
+        }
+        if self.hdr_len() + n > MAX_MESSAGE_LEN {
+            self.cur.truncate(at);
+            return Err(OfpError::MULTIPART_BUFFER_OVERFLOW);
+        }
+        // It does not fit: the message so far goes with REPLY_MORE, the entry starts the next.
+        let tail = self.cur.split_off(at);
+        self.flush(out, true);
+        self.start();
+        self.cur.extend_from_slice(&tail);
+        Ok(n)
+    }
+
+    /// Completes the reply: the last message (without `REPLY_MORE`; an empty one if no entry
+    /// was added) goes to `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        self.flush(out, false);
+    }
 }

@@ -534,7 +534,8 @@ impl FlowStats {
         })
     }
 
-    fn emit(&self, version: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
+    /// Appends the entry (`ofp_flow_stats`) for `version`.
+    pub fn emit(&self, version: u8, out: &mut Vec<u8>) -> Result<(), OfpError> {
         let start = out.len();
         if version >= super::OFP15 {
             out.put_u32(0);
@@ -826,7 +827,8 @@ impl TableFeatures {
         })
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    /// Appends the entry (`ofp_table_features`).
+    pub fn emit(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.put_u16(0);
         out.put_u8(self.table_id);
