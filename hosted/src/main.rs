@@ -23,13 +23,13 @@
 
 mod disk;
 mod platform;
-mod rt;
 
 use std::path::PathBuf;
 
 use drivers::nic::Nic;
+use hosted::PortKind;
 use mgmt::cmdline::BootSettings;
-use rt::PortKind;
+use std::os::fd::AsRawFd;
 
 const USAGE: &str = "usage: ironflow-hosted [--port IFNAME]... [--port-kind auto|xdp|packet] \
                      [--mgmt-tap NAME] [--config FILE] [--busy-poll] [--] [KEY=VALUE]...";
@@ -113,7 +113,9 @@ fn main() {
         default_hook(info);
     }));
 
-    let pool = match rt::dma::host_pool((args.ports.len() + 1) * 1024 + 1024) {
+    // Per port: AF_XDP keeps 1,024 buffers in its fill ring and up to 2,048 in flight on
+    // transmit; plus the management port and bursts.
+    let pool = match hosted::dma::host_pool(args.ports.len() * 4096 + 1024) {
         Ok(p) => p,
         Err(e) => fail(&format!("cannot allocate the packet pool: {e}")),
     };
@@ -121,7 +123,7 @@ fn main() {
     let mut ports: Vec<Box<dyn Nic>> = Vec::new();
     let mut fds = Vec::new();
     for name in &args.ports {
-        match rt::open_port(name, args.kind, &pool) {
+        match hosted::open_port(name, args.kind, &pool) {
             Ok((p, fd)) => {
                 ports.push(p);
                 fds.push(fd);
@@ -130,10 +132,10 @@ fn main() {
         }
     }
     let mgmt_nic: Option<Box<dyn Nic>> = match &args.mgmt_tap {
-        Some(name) => match rt::tap::TapPort::open(name, pool.clone()) {
+        Some(name) => match hosted::tap::TapPort::open(name, pool.clone()) {
             Ok(t) => {
                 log::info!("mgmt: tap {name} is the management port");
-                fds.push(t.raw_fd());
+                fds.push(t.as_raw_fd());
                 Some(Box::new(t))
             }
             Err(e) => fail(&format!("mgmt tap {name}: {e}")),

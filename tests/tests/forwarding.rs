@@ -871,7 +871,13 @@ fn garbage_frames_are_counted_and_dropped() {
     }
     let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sw = Switch::boot("fwd-garbage", "");
-    sw.sh(1, "ip link set eth0 mtu 9000");
+    // A veth whose peer has an XDP program (the hosted runner's AF_XDP port) allows at most
+    // about 3.5 KB; the giants that do not fit are then refused by h1's kernel (and counted by
+    // the sender as not sent).
+    sw.sh(
+        1,
+        "ip link set eth0 mtu 9000 2>/dev/null || ip link set eth0 mtu 3400",
+    );
     assert_eq!(
         sw.ping(2, 3, 2, "0.2").1,
         2,
