@@ -197,6 +197,13 @@ pub(crate) fn setup(b: &crate::VmBuilder) -> Result<HostedSetup> {
             args.push("--port".into());
             args.push(veth);
         }
+        // `IRONFLOW_HOSTED_PORT_KIND=packet|xdp|auto` picks the data ports' socket type.
+        if let Ok(kind) = std::env::var("IRONFLOW_HOSTED_PORT_KIND")
+            && !kind.is_empty()
+        {
+            args.push("--port-kind".into());
+            args.push(kind);
+        }
         if b.mgmt_forwards.is_some() {
             let tap = format!("{prefix}t");
             let ns = format!("{prefix}m");
