@@ -54,6 +54,7 @@ ironflow_install_deps() {
       || ironflow_die "rustup target add x86_64-unknown-none failed"
   fi
   ironflow_install_osken
+  ironflow_install_ovs_python
 }
 
 # os-ken (the OpenFlow controller tests/tests/controller.rs drives the switch with) in a venv under
@@ -70,4 +71,20 @@ ironflow_install_osken() {
   /usr/bin/python3 -m venv "$venv" \
     && "$venv/bin/pip" install -q "os-ken==$IRONFLOW_OSKEN_VERSION" \
     || ironflow_die "pip install os-ken==$IRONFLOW_OSKEN_VERSION into $venv failed"
+}
+
+# The Python `ovs` library (PyPI `ovs`: the OVSDB IDL tests/ovsdb_idl.py drives the appliance with,
+# run by tests/tests/ovsdb_idl.rs), in the same venv as os-ken: os-ken depends on it, so this is
+# usually already satisfied; pinned to the version os-ken's install resolves to.
+IRONFLOW_OVS_PY_VERSION=4.0.0
+ironflow_install_ovs_python() {
+  local venv="$IRONFLOW_ROOT/target/osken-venv"
+  if [ -x "$venv/bin/python" ] \
+    && "$venv/bin/python" -W ignore -c "import ovs.db.idl, ovs.version, sys; sys.exit(ovs.version.VERSION != '$IRONFLOW_OVS_PY_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  ironflow_log "installing the Python ovs library $IRONFLOW_OVS_PY_VERSION into $venv"
+  { [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"; } \
+    && "$venv/bin/pip" install -q "ovs==$IRONFLOW_OVS_PY_VERSION" \
+    || ironflow_die "pip install ovs==$IRONFLOW_OVS_PY_VERSION into $venv failed"
 }
