@@ -43,6 +43,16 @@ fn sh_quiet(args: &[&str]) {
     let _ = Command::new(args[0]).args(&args[1..]).output();
 }
 
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: timespec is plain data; CLOCK_THREAD_CPUTIME_ID needs no preconditions.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
+
 fn pin(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity on the calling thread.
     unsafe {
@@ -201,6 +211,11 @@ struct Result {
     sink: f64,
     rx_no_buffer: u64,
     tx_full: u64,
+    /// Share of a core the forwarding thread got (the machine may be shared).
+    cpu_share: f64,
+    /// Frames forwarded per second of the forwarding thread's CPU time (user + system,
+    /// including the sink's softirq work its transmissions trigger).
+    per_cpu_second: f64,
 }
 
 fn round(topo: &Topo, kind: PortKind, size: usize, secs: f64) -> Result {
@@ -231,6 +246,7 @@ fn round(topo: &Topo, kind: PortKind, size: usize, secs: f64) -> Result {
         b.stats(),
         topo.sink_rx(),
     );
+    let c0 = thread_cpu();
     let t = Instant::now();
     let dur = Duration::from_secs_f64(secs);
     while t.elapsed() < dur {
@@ -239,6 +255,7 @@ fn round(topo: &Topo, kind: PortKind, size: usize, secs: f64) -> Result {
         }
     }
     let el = t.elapsed().as_secs_f64();
+    let cpu = (thread_cpu() - c0).as_secs_f64();
     let (s1, a1, b1) = (sent.load(Ordering::Relaxed), a.stats(), b.stats());
     run.store(false, Ordering::Relaxed);
     gen_thread.join().unwrap();
@@ -251,6 +268,8 @@ fn round(topo: &Topo, kind: PortKind, size: usize, secs: f64) -> Result {
         sink: (k1.saturating_sub(k0)) as f64 / el,
         rx_no_buffer: a1.rx_no_buffer - a0.rx_no_buffer,
         tx_full: b1.tx_full - b0.tx_full,
+        cpu_share: cpu / el,
+        per_cpu_second: (b1.tx_packets - b0.tx_packets) as f64 / cpu.max(1e-9),
     }
 }
 
@@ -286,18 +305,22 @@ fn main() {
     let size = size.saturating_sub(4).max(60);
     let topo = Topo::new();
     println!("frame {} bytes (+FCS), {secs} s per round", size);
-    println!("backend     offered_pps  forwarded_pps  sink_pps  rx_no_buffer  tx_full");
+    println!(
+        "backend     offered_pps  forwarded_pps  sink_pps  rx_no_buffer  tx_full  fwd_cpu  fwd_pps_per_cpu_s"
+    );
     for r in 0..rounds {
         for &k in &kinds {
             let res = round(&topo, k, size, secs);
             println!(
-                "{:<10} {:>12.0} {:>14.0} {:>9.0} {:>13} {:>8}   (round {})",
+                "{:<10} {:>12.0} {:>14.0} {:>9.0} {:>13} {:>8} {:>7.0}% {:>18.0}   (round {})",
                 format!("{k:?}"),
                 res.offered,
                 res.forwarded,
                 res.sink,
                 res.rx_no_buffer,
                 res.tx_full,
+                res.cpu_share * 100.0,
+                res.per_cpu_second,
                 r + 1
             );
         }
