@@ -295,11 +295,29 @@ fn add_port_counters(a: &mut PortCounters, b: &PortCounters) {
 }
 
 /// The management core's side: the authoritative state and the publication of its changes.
+///
+/// A thin owner of the authoritative [`Pipeline`] and [`PortTable`] next to a [`Hub`] (the
+/// publication itself). A main loop that keeps its pipeline and port table elsewhere (the
+/// appliance's bridge, which lends them to the OpenFlow agent) uses a [`Hub`] directly.
 pub struct Publisher {
     pipeline: Pipeline,
     ports: PortTable,
-    ports_dirty: bool,
+    hub: Hub,
+}
+
+/// The publication machinery without the state it publishes: the epoch list, the cores'
+/// slots, stats requests, flow-removed bookkeeping and the fold of the cores' counters.
+///
+/// Changes reach it from a pipeline that records ([`Pipeline::set_recording`], turned on by
+/// [`Hub::new`]): every successful flow-mod, group-mod, removal, expiry or setting is logged
+/// by the pipeline itself, so code that holds `&mut Pipeline` (the OpenFlow agent) needs no
+/// change. [`Hub::publish`] takes the recorded ops, and the port table when its generation
+/// moved.
+pub struct Hub {
+    /// Ops that are not the pipeline's (NORMAL settings, MAC flushes).
     ops: Vec<Op>,
+    ports_dirty: bool,
+    ports_gen: u64,
     tail: Arc<Node>,
     epoch: u64,
     shared: Arc<Shared>,
@@ -308,6 +326,21 @@ pub struct Publisher {
     pending_removed: Vec<(u64, FlowRemoved)>,
     /// Per-core counts of removed entries, reported so far, by serial.
     removed_acc: HashMap<u64, (u64, u64)>,
+    fold: Fold,
+}
+
+/// What [`Hub::fold_into`] already added to the authoritative pipeline, per counted object
+/// (the cores' totals at the last fold).
+#[derive(Default)]
+struct Fold {
+    entries: HashMap<u64, (u64, u64)>,
+    tables: Vec<(u64, u64)>,
+    groups: BTreeMap<(u32, u64), (u64, u64, Vec<(u64, u64)>)>,
+    /// The cores' datapath counters and port counters summed at the last fold.
+    datapath: DatapathStats,
+    per_core: Vec<DatapathStats>,
+    ports: BTreeMap<PortNo, PortCounters>,
+    megaflows: usize,
 }
 
 /// A datapath core's side: its replica, caches and counters.
@@ -331,65 +364,21 @@ impl Publisher {
     /// workers (at least one), each with a replica of the pipeline (counters zeroed), a clone of
     /// `normal` and a datapath with `config`. Move each worker to its core.
     pub fn new(
-        pipeline: Pipeline,
+        mut pipeline: Pipeline,
         ports: PortTable,
         normal: NormalSwitch,
         config: DatapathConfig,
         n: usize,
     ) -> (Publisher, Vec<Worker>) {
-        let n = n.max(1);
-        let shared = Arc::new(Shared {
-            latest: AtomicU64::new(0),
-            stats_ticket: AtomicU64::new(0),
-            cores: (0..n)
-                .map(|_| CoreSlot {
-                    acked: AtomicU64::new(0),
-                    stats_done: AtomicU64::new(0),
-                    stats: Mutex::new(None),
-                    removed: Mutex::new(Vec::new()),
-                })
-                .collect(),
-        });
-        let port_arc = Arc::new(ports.clone());
-        let tail = Arc::new(Node {
-            epoch: 0,
-            ops: Vec::new(),
-            ports: Some(port_arc.clone()),
-            next: Mutex::new(None),
-        });
-        let workers = (0..n)
-            .map(|id| {
-                let mut replica = pipeline.clone();
-                replica.zero_counters();
-                Worker {
-                    id,
-                    shared: shared.clone(),
-                    cur: tail.clone(),
-                    epoch: 0,
-                    served: 0,
-                    pipeline: replica,
-                    ports: port_arc.clone(),
-                    normal: normal.clone(),
-                    datapath: Datapath::new(config),
-                    rx: PortMap::default(),
-                    tx: PortMap::default(),
-                    malformed: PortMap::default(),
-                }
-            })
-            .collect();
-        let p = Publisher {
-            pipeline,
-            ports,
-            ports_dirty: false,
-            ops: Vec::new(),
-            tail,
-            epoch: 0,
-            shared,
-            ticket: 0,
-            pending_removed: Vec::new(),
-            removed_acc: HashMap::new(),
-        };
-        (p, workers)
+        let (hub, workers) = Hub::new(&mut pipeline, &ports, normal, config, n);
+        (
+            Publisher {
+                pipeline,
+                ports,
+                hub,
+            },
+            workers,
+        )
     }
 
     /// The authoritative pipeline (flow and group dumps, validation). Its counters hold only
@@ -405,38 +394,29 @@ impl Publisher {
 
     /// The port table, to change; the whole table is published with the next epoch.
     pub fn ports_mut(&mut self) -> &mut PortTable {
-        self.ports_dirty = true;
+        self.hub.ports_dirty = true;
         &mut self.ports
+    }
+
+    /// The parts, borrowed at once: the authoritative pipeline (recording its changes) and
+    /// port table, and the hub that publishes them.
+    pub fn parts(&mut self) -> (&mut Pipeline, &mut PortTable, &mut Hub) {
+        (&mut self.pipeline, &mut self.ports, &mut self.hub)
     }
 
     /// Number of worker cores.
     pub fn n_workers(&self) -> usize {
-        self.shared.cores.len()
+        self.hub.n_workers()
     }
 
     /// The newest published epoch.
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.hub.epoch
     }
 
     /// Whether changes wait for [`publish`](Self::publish).
     pub fn has_pending(&self) -> bool {
-        !self.ops.is_empty() || self.ports_dirty
-    }
-
-    /// The epoch the next publish will have.
-    fn next_epoch(&self) -> u64 {
-        self.epoch + 1
-    }
-
-    fn log(&mut self, op: Op) {
-        self.ops.push(op);
-    }
-
-    fn hold_removed(&mut self, removed: Vec<FlowRemoved>) {
-        let e = self.next_epoch();
-        self.pending_removed
-            .extend(removed.into_iter().map(|r| (e, r)));
+        self.hub.has_pending(&self.pipeline, &self.ports)
     }
 
     /// Applies a flow-mod to the authoritative pipeline and, if it succeeded, logs it for the
@@ -444,16 +424,14 @@ impl Publisher {
     /// counts, from [`take_flow_removed`](Self::take_flow_removed).
     pub fn flow_mod(&mut self, fm: &FlowMod, now_ms: u64) -> Result<(), OfpError> {
         let removed = self.pipeline.flow_mod(fm, now_ms)?;
-        self.hold_removed(removed);
-        self.log(Op::FlowMod(Box::new(fm.clone()), now_ms));
+        self.hub.hold_removed(removed);
         Ok(())
     }
 
     /// Applies a group-mod (as [`flow_mod`](Self::flow_mod)).
     pub fn group_mod(&mut self, gm: &GroupMod, now_ms: u64) -> Result<(), OfpError> {
         let removed = self.pipeline.group_mod(gm, now_ms)?;
-        self.hold_removed(removed);
-        self.log(Op::GroupMod(gm.clone(), now_ms));
+        self.hub.hold_removed(removed);
         Ok(())
     }
 
@@ -461,8 +439,7 @@ impl Publisher {
     pub fn remove_entry(&mut self, id: EntryId, reason: RemovedReason, now_ms: u64) -> bool {
         match self.pipeline.remove_entry(id, reason, now_ms) {
             Some(r) => {
-                self.hold_removed(alloc::vec![r]);
-                self.log(Op::RemoveEntry(id, reason, now_ms));
+                self.hub.hold_removed(alloc::vec![r]);
                 true
             }
             None => false,
@@ -513,42 +490,37 @@ impl Publisher {
     /// [`Pipeline::set_table_miss_to_controller`], published.
     pub fn set_table_miss_to_controller(&mut self, on: bool) {
         self.pipeline.set_table_miss_to_controller(on);
-        self.log(Op::TableMissToController(on));
     }
 
     /// [`Pipeline::set_invalid_ttl_to_controller`], published.
     pub fn set_invalid_ttl_to_controller(&mut self, on: bool, miss_send_len: u16) {
         self.pipeline
             .set_invalid_ttl_to_controller(on, miss_send_len);
-        self.log(Op::InvalidTtlToController(on, miss_send_len));
     }
 
     /// [`Pipeline::set_max_entries`], published.
     pub fn set_max_entries(&mut self, id: u8, max: usize) -> Result<(), OfpError> {
-        self.pipeline.set_max_entries(id, max)?;
-        self.log(Op::MaxEntries(id, max));
-        Ok(())
+        self.pipeline.set_max_entries(id, max)
     }
 
     /// [`Pipeline::set_group_limits`], published.
     pub fn set_group_limits(&mut self, max_groups: usize, max_buckets: usize) {
         self.pipeline.set_group_limits(max_groups, max_buckets);
-        self.log(Op::GroupLimits(max_groups, max_buckets));
     }
 
     /// NORMAL's settings on every core.
     pub fn set_normal_config(&mut self, config: NormalConfig) {
-        self.log(Op::NormalConfig(config));
+        self.hub.set_normal_config(config);
     }
 
     /// Flushes a port's MAC entries on every core.
     pub fn mac_flush_port(&mut self, port: PortNo) {
-        self.log(Op::MacFlushPort(port));
+        self.hub.mac_flush_port(port);
     }
 
     /// Flushes every MAC entry on every core.
     pub fn mac_flush_all(&mut self) {
-        self.log(Op::MacFlushAll);
+        self.hub.mac_flush_all();
     }
 
     /// A packet-out on the management core, through the authoritative pipeline (its counts
@@ -576,19 +548,204 @@ impl Publisher {
     /// epoch if there were none: every core that passed it has every change). Call once per
     /// management poll, after its flow-mods.
     pub fn publish(&mut self) -> u64 {
-        if !self.has_pending() {
+        self.hub.publish(&mut self.pipeline, &self.ports)
+    }
+
+    /// For an OpenFlow barrier request: publishes what is pending and returns the epoch to wait
+    /// for; send the barrier reply once [`passed`](Self::passed) says every core has it.
+    pub fn barrier(&mut self) -> u64 {
+        self.publish()
+    }
+
+    /// The oldest epoch any core has switched to.
+    pub fn min_acked(&self) -> u64 {
+        self.hub.min_acked()
+    }
+
+    /// Whether every core has switched to `epoch` or a later one.
+    pub fn passed(&self, epoch: u64) -> bool {
+        self.hub.passed(epoch)
+    }
+
+    /// Spins until every core has passed `epoch` (for a hosted main loop or tests; a
+    /// management loop polls [`passed`](Self::passed) instead). Never call it from a worker's
+    /// thread: the worker would wait for itself.
+    pub fn wait(&self, epoch: u64) {
+        self.hub.wait(epoch)
+    }
+
+    /// Flow-removed events of entries removed in epochs every core has passed, with the
+    /// counts of every core (and of the management core) summed, in removal order.
+    pub fn take_flow_removed(&mut self) -> Vec<FlowRemoved> {
+        self.hub.take_flow_removed()
+    }
+
+    /// Asks every core for a [`CoreStats`] snapshot (publishing pending changes first) and
+    /// returns the ticket; the answers are there once [`stats_ready`](Self::stats_ready).
+    pub fn request_stats(&mut self) -> u64 {
+        self.hub.request_stats(&mut self.pipeline, &self.ports)
+    }
+
+    /// Whether every core has answered `ticket` (or a later request).
+    pub fn stats_ready(&self, ticket: u64) -> bool {
+        self.hub.stats_ready(ticket)
+    }
+
+    /// The latest snapshot of core `i`, if it answered any request.
+    pub fn core_stats(&self, i: usize) -> Option<Arc<CoreStats>> {
+        self.hub.core_stats(i)
+    }
+
+    /// The counters summed over the cores' latest snapshots and the management core's own.
+    pub fn stats(&self) -> Stats {
+        self.hub.stats(&self.pipeline)
+    }
+}
+
+impl Hub {
+    /// A hub publishing the changes of `pipeline` (its recording is turned on) and `ports` to
+    /// `n` workers (at least one), each with a replica of the pipeline (counters zeroed), a
+    /// clone of `normal` and a datapath with `config`. Move each worker to its core.
+    pub fn new(
+        pipeline: &mut Pipeline,
+        ports: &PortTable,
+        normal: NormalSwitch,
+        config: DatapathConfig,
+        n: usize,
+    ) -> (Hub, Vec<Worker>) {
+        let n = n.max(1);
+        pipeline.set_recording(false);
+        let shared = Arc::new(Shared {
+            latest: AtomicU64::new(0),
+            stats_ticket: AtomicU64::new(0),
+            cores: (0..n)
+                .map(|_| CoreSlot {
+                    acked: AtomicU64::new(0),
+                    stats_done: AtomicU64::new(0),
+                    stats: Mutex::new(None),
+                    removed: Mutex::new(Vec::new()),
+                })
+                .collect(),
+        });
+        let port_arc = Arc::new(ports.clone());
+        let tail = Arc::new(Node {
+            epoch: 0,
+            ops: Vec::new(),
+            ports: Some(port_arc.clone()),
+            next: Mutex::new(None),
+        });
+        let workers = (0..n)
+            .map(|id| {
+                let mut replica = pipeline.clone();
+                replica.zero_counters();
+                Worker {
+                    id,
+                    shared: shared.clone(),
+                    cur: tail.clone(),
+                    epoch: 0,
+                    served: 0,
+                    pipeline: replica,
+                    ports: port_arc.clone(),
+                    normal: normal.clone(),
+                    datapath: Datapath::new(config),
+                    rx: PortMap::default(),
+                    tx: PortMap::default(),
+                    malformed: PortMap::default(),
+                }
+            })
+            .collect();
+        pipeline.set_recording(true);
+        let hub = Hub {
+            ops: Vec::new(),
+            ports_dirty: false,
+            ports_gen: ports.generation(),
+            tail,
+            epoch: 0,
+            shared,
+            ticket: 0,
+            pending_removed: Vec::new(),
+            removed_acc: HashMap::new(),
+            fold: Fold::default(),
+        };
+        (hub, workers)
+    }
+
+    /// Number of worker cores.
+    pub fn n_workers(&self) -> usize {
+        self.shared.cores.len()
+    }
+
+    /// The newest published epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether changes of `pipeline`, `ports` or the hub's own wait for a publish.
+    pub fn has_pending(&self, pipeline: &Pipeline, ports: &PortTable) -> bool {
+        !self.ops.is_empty()
+            || self.ports_dirty
+            || ports.generation() != self.ports_gen
+            || pipeline.has_recorded()
+    }
+
+    /// Marks the port table as changed in a way its generation does not show (counters
+    /// the workers do not need never call for it).
+    pub fn ports_changed(&mut self) {
+        self.ports_dirty = true;
+    }
+
+    fn next_epoch(&self) -> u64 {
+        self.epoch + 1
+    }
+
+    /// Holds flow-removed events until every core passed the epoch that removes them (see
+    /// [`take_flow_removed`](Self::take_flow_removed)).
+    pub fn hold_removed(&mut self, removed: Vec<FlowRemoved>) {
+        let e = self.next_epoch();
+        self.pending_removed
+            .extend(removed.into_iter().map(|r| (e, r)));
+    }
+
+    /// NORMAL's settings on every core.
+    pub fn set_normal_config(&mut self, config: NormalConfig) {
+        self.ops.push(Op::NormalConfig(config));
+    }
+
+    /// Flushes a port's MAC entries on every core.
+    pub fn mac_flush_port(&mut self, port: PortNo) {
+        self.ops.push(Op::MacFlushPort(port));
+    }
+
+    /// Flushes every MAC entry on every core.
+    pub fn mac_flush_all(&mut self) {
+        self.ops.push(Op::MacFlushAll);
+    }
+
+    /// Publishes what `pipeline` recorded, the hub's own ops and, if it changed, `ports` as a
+    /// new epoch and returns it (the current epoch if nothing changed).
+    pub fn publish(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64 {
+        if !self.has_pending(pipeline, ports) {
             return self.epoch;
         }
-        let ports = if self.ports_dirty {
-            Some(Arc::new(self.ports.clone()))
+        let rec = pipeline.take_recorded();
+        for (new, old) in rec.carried {
+            if let Some(c) = self.fold.entries.remove(&old) {
+                self.fold.entries.insert(new, c);
+            }
+        }
+        let mut ops = rec.ops;
+        ops.append(&mut self.ops);
+        let ports = if self.ports_dirty || ports.generation() != self.ports_gen {
+            Some(Arc::new(ports.clone()))
         } else {
             None
         };
         self.ports_dirty = false;
+        self.ports_gen = ports.as_ref().map_or(self.ports_gen, |p| p.generation());
         self.epoch += 1;
         let node = Arc::new(Node {
             epoch: self.epoch,
-            ops: core::mem::take(&mut self.ops),
+            ops,
             ports,
             next: Mutex::new(None),
         });
@@ -596,12 +753,6 @@ impl Publisher {
         self.tail = node;
         self.shared.latest.store(self.epoch, Ordering::Release);
         self.epoch
-    }
-
-    /// For an OpenFlow barrier request: publishes what is pending and returns the epoch to wait
-    /// for; send the barrier reply once [`passed`](Self::passed) says every core has it.
-    pub fn barrier(&mut self) -> u64 {
-        self.publish()
     }
 
     /// The oldest epoch any core has switched to.
@@ -619,9 +770,7 @@ impl Publisher {
         self.min_acked() >= epoch
     }
 
-    /// Spins until every core has passed `epoch` (for a hosted main loop or tests; a
-    /// management loop polls [`passed`](Self::passed) instead). Never call it from a worker's
-    /// thread: the worker would wait for itself.
+    /// Spins until every core has passed `epoch` (never from a worker's thread).
     pub fn wait(&self, epoch: u64) {
         while !self.passed(epoch) {
             core::hint::spin_loop();
@@ -657,8 +806,8 @@ impl Publisher {
 
     /// Asks every core for a [`CoreStats`] snapshot (publishing pending changes first) and
     /// returns the ticket; the answers are there once [`stats_ready`](Self::stats_ready).
-    pub fn request_stats(&mut self) -> u64 {
-        self.publish();
+    pub fn request_stats(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64 {
+        self.publish(pipeline, ports);
         self.ticket += 1;
         self.shared
             .stats_ticket
@@ -679,13 +828,145 @@ impl Publisher {
         self.shared.cores.get(i)?.stats.lock().clone()
     }
 
-    /// The counters summed over the cores' latest snapshots and the management core's own.
-    pub fn stats(&self) -> Stats {
+    /// Adds what the cores counted since the last fold (their latest snapshots) to the
+    /// counters of `pipeline` itself: flow entries (packets, bytes, last use), tables (lookups,
+    /// matches), groups and buckets. Afterwards `pipeline` reads as a single-core pipeline
+    /// would (its own packet-outs plus every core's packets, exact as of the snapshots), so
+    /// code that reads its counters (flow stats, idle timeouts) needs no change.
+    ///
+    /// Use either this or [`stats`](Self::stats) on one pipeline, not both: `stats` adds the
+    /// cores' counts to the pipeline's, which after a fold already hold them.
+    pub fn fold_into(&mut self, pipeline: &Pipeline) {
+        let snaps: Vec<Arc<CoreStats>> = (0..self.n_workers())
+            .filter_map(|i| self.core_stats(i))
+            .collect();
+        // Entries: the cores' totals by serial.
+        let mut totals: HashMap<u64, EntryCounts> = HashMap::new();
+        for c in &snaps {
+            for (serial, ec) in &c.entries {
+                let a = totals.entry(*serial).or_default();
+                a.packets += ec.packets;
+                a.bytes += ec.bytes;
+                a.last_used_ms = a.last_used_ms.max(ec.last_used_ms);
+            }
+        }
+        let mut live = HashMap::with_capacity(totals.len());
+        for (_, e) in pipeline.entries(OFPTT_ALL) {
+            let Some(t) = totals.get(&e.serial) else {
+                continue;
+            };
+            let (p0, b0) = self.fold.entries.get(&e.serial).copied().unwrap_or((0, 0));
+            e.packets
+                .set(e.packets.get().wrapping_add(t.packets.saturating_sub(p0)));
+            e.bytes
+                .set(e.bytes.get().wrapping_add(t.bytes.saturating_sub(b0)));
+            if t.last_used_ms > e.last_used_ms.get() {
+                e.last_used_ms.set(t.last_used_ms);
+            }
+            live.insert(e.serial, (t.packets.max(p0), t.bytes.max(b0)));
+        }
+        self.fold.entries = live;
+        // Tables.
+        let n = pipeline.tables().len();
+        let mut tt = alloc::vec![(0u64, 0u64); n];
+        for c in &snaps {
+            for (a, t) in tt.iter_mut().zip(&c.tables) {
+                a.0 += t.lookup_count;
+                a.1 += t.matched_count;
+            }
+        }
+        self.fold.tables.resize(n, (0, 0));
+        for ((t, now), before) in pipeline.tables().iter().zip(&tt).zip(&self.fold.tables) {
+            t.count_lookups(
+                now.0.saturating_sub(before.0),
+                now.1.saturating_sub(before.1),
+            );
+        }
+        self.fold.tables = tt;
+        // Groups, by (id, created_ms) so that a re-created group starts afresh.
+        let mut gt: BTreeMap<(u32, u64), (u64, u64, Vec<(u64, u64)>)> = BTreeMap::new();
+        for c in &snaps {
+            for (id, gc) in &c.groups {
+                let a = gt
+                    .entry((*id, gc.created_ms))
+                    .or_insert_with(|| (0, 0, alloc::vec![(0, 0); gc.buckets.len()]));
+                a.0 += gc.packets;
+                a.1 += gc.bytes;
+                for (x, y) in a.2.iter_mut().zip(&gc.buckets) {
+                    x.0 += y.0;
+                    x.1 += y.1;
+                }
+            }
+        }
+        let mut gkeep = BTreeMap::new();
+        for g in pipeline.groups().iter() {
+            let k = (g.id, g.created_ms);
+            let Some(now) = gt.remove(&k) else {
+                continue;
+            };
+            let before = self.fold.groups.remove(&k);
+            let (p0, b0) = before.as_ref().map_or((0, 0), |b| (b.0, b.1));
+            g.packets
+                .set(g.packets.get().wrapping_add(now.0.saturating_sub(p0)));
+            g.bytes
+                .set(g.bytes.get().wrapping_add(now.1.saturating_sub(b0)));
+            for (i, (c, y)) in g.bucket_counters.iter().zip(&now.2).enumerate() {
+                let x = before
+                    .as_ref()
+                    .and_then(|b| b.2.get(i))
+                    .copied()
+                    .unwrap_or((0, 0));
+                c.packets
+                    .set(c.packets.get().wrapping_add(y.0.saturating_sub(x.0)));
+                c.bytes
+                    .set(c.bytes.get().wrapping_add(y.1.saturating_sub(x.1)));
+            }
+            gkeep.insert(k, now);
+        }
+        self.fold.groups = gkeep;
+        // Datapath and port counters: summed, kept for the caller.
+        let mut dp = DatapathStats::default();
+        let mut per_core = Vec::new();
+        let mut ports: BTreeMap<PortNo, PortCounters> = BTreeMap::new();
+        let mut megaflows = 0;
+        for c in &snaps {
+            add_datapath_stats(&mut dp, &c.datapath);
+            per_core.push(c.datapath);
+            megaflows += c.megaflows;
+            for (p, pc) in &c.ports {
+                add_port_counters(ports.entry(*p).or_default(), pc);
+            }
+        }
+        self.fold.datapath = dp;
+        self.fold.per_core = per_core;
+        self.fold.ports = ports;
+        self.fold.megaflows = megaflows;
+    }
+
+    /// The cores' datapath counters summed at the last [`fold_into`](Self::fold_into), and
+    /// per core.
+    pub fn folded_datapath(&self) -> (&DatapathStats, &[DatapathStats], usize) {
+        (
+            &self.fold.datapath,
+            &self.fold.per_core,
+            self.fold.megaflows,
+        )
+    }
+
+    /// The cores' port counters (rx by input port, tx by output port, malformed) summed at the
+    /// last [`fold_into`](Self::fold_into).
+    pub fn folded_ports(&self) -> &BTreeMap<PortNo, PortCounters> {
+        &self.fold.ports
+    }
+
+    /// The counters summed over the cores' latest snapshots and `pipeline`'s own (the
+    /// authoritative pipeline that never folded, see [`fold_into`](Self::fold_into)).
+    pub fn stats(&self, pipeline: &Pipeline) -> Stats {
         let mut s = Stats {
             ticket: u64::MAX,
             ..Stats::default()
         };
-        for (_, e) in self.pipeline.entries(OFPTT_ALL) {
+        for (_, e) in pipeline.entries(OFPTT_ALL) {
             s.entries.insert(
                 e.serial,
                 EntryCounts {
@@ -695,8 +976,8 @@ impl Publisher {
                 },
             );
         }
-        s.tables = self.pipeline.table_stats();
-        for g in self.pipeline.groups().iter() {
+        s.tables = pipeline.table_stats();
+        for g in pipeline.groups().iter() {
             s.groups.insert(
                 g.id,
                 GroupCounts {

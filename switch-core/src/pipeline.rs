@@ -43,6 +43,7 @@ use crate::error::OfpError;
 use crate::flow::FlowKey;
 use crate::flow_match::Match;
 use crate::group::{GroupMod, GroupModCommand, GroupStats, GroupTable};
+use crate::mcore::Op;
 use crate::normal::NormalSwitch;
 use crate::packet::Frame;
 use crate::port::{OFPP_ANY, PortNo, PortTable};
@@ -301,6 +302,19 @@ pub struct Pipeline {
     generation: u64,
     next_serial: u64,
     scratch: Scratch,
+    /// What changed, for the multi-core publisher (`crate::mcore`), while recording is on.
+    recorder: Option<Recorded>,
+}
+
+/// The changes a recording pipeline made since the last [`Pipeline::take_recorded`]: each
+/// successful mutation as the [`Op`] that replays it on a replica, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Recorded {
+    pub ops: Vec<Op>,
+    /// `(new serial, old serial)` of entries an add replaced keeping the counters: a replica
+    /// carries its own counts over the same way, so whoever sums the cores' counts into this
+    /// pipeline treats the new entry's core counts as continuing the old one's.
+    pub carried: Vec<(u64, u64)>,
 }
 
 impl Default for Pipeline {
@@ -323,6 +337,42 @@ impl Pipeline {
             generation: 0,
             next_serial: 1,
             scratch: Scratch::default(),
+            recorder: None,
+        }
+    }
+
+    /// Starts (or stops) recording every successful change as an [`Op`] (see [`Recorded`]).
+    /// Stopping drops what was recorded and not taken.
+    pub fn set_recording(&mut self, on: bool) {
+        match (on, self.recorder.is_some()) {
+            (true, false) => self.recorder = Some(Recorded::default()),
+            (false, true) => self.recorder = None,
+            _ => {}
+        }
+    }
+
+    /// Whether changes are recorded.
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// The changes recorded since the last call (empty when not recording).
+    pub fn take_recorded(&mut self) -> Recorded {
+        match self.recorder.as_mut() {
+            Some(r) => core::mem::take(r),
+            None => Recorded::default(),
+        }
+    }
+
+    /// Whether changes wait in the recorder.
+    pub fn has_recorded(&self) -> bool {
+        self.recorder.as_ref().is_some_and(|r| !r.ops.is_empty())
+    }
+
+    #[inline]
+    fn record(&mut self, op: impl FnOnce() -> Op) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.ops.push(op());
         }
     }
 
@@ -335,6 +385,7 @@ impl Pipeline {
         self.config.invalid_ttl_to_controller = on;
         self.config.miss_send_len = miss_send_len;
         self.bump();
+        self.record(|| Op::InvalidTtlToController(on, miss_send_len));
     }
 
     /// Sets [`PipelineConfig::table_miss_to_controller`] (a change invalidates cached decisions).
@@ -342,6 +393,7 @@ impl Pipeline {
         if self.config.table_miss_to_controller != on {
             self.config.table_miss_to_controller = on;
             self.bump();
+            self.record(|| Op::TableMissToController(on));
         }
     }
 
@@ -377,6 +429,7 @@ impl Pipeline {
             .get_mut(id as usize)
             .ok_or(OfpError::FLOW_MOD_FAILED_BAD_TABLE_ID)?;
         t.max_entries = max;
+        self.record(|| Op::MaxEntries(id, max));
         Ok(())
     }
 
@@ -384,6 +437,7 @@ impl Pipeline {
     pub fn set_group_limits(&mut self, max_groups: usize, max_buckets: usize) {
         self.groups.max_groups = max_groups;
         self.groups.max_buckets = max_buckets;
+        self.record(|| Op::GroupLimits(max_groups, max_buckets));
     }
 
     /// An entry by handle (`None` once it is gone).
@@ -492,6 +546,14 @@ impl Pipeline {
     /// Applies a flow-mod. Returns the flow-removed events of deleted entries (every one; those
     /// with `notify` set asked for the controller to hear about it).
     pub fn flow_mod(&mut self, fm: &FlowMod, now_ms: u64) -> Result<Vec<FlowRemoved>, OfpError> {
+        let r = self.flow_mod_inner(fm, now_ms);
+        if r.is_ok() {
+            self.record(|| Op::FlowMod(alloc::boxed::Box::new(fm.clone()), now_ms));
+        }
+        r
+    }
+
+    fn flow_mod_inner(&mut self, fm: &FlowMod, now_ms: u64) -> Result<Vec<FlowRemoved>, OfpError> {
         match fm.command {
             FlowModCommand::Add => self.add_flow(fm, now_ms).map(|_| Vec::new()),
             FlowModCommand::Modify => self.modify_flows(fm, false).map(|_| Vec::new()),
@@ -520,11 +582,11 @@ impl Pipeline {
         if old.is_none() && t.len() >= t.max_entries {
             return Err(OfpError::FLOW_MOD_FAILED_TABLE_FULL);
         }
-        let (packets, bytes) = match old.and_then(|r| t.remove(r)) {
+        let (packets, bytes, carried) = match old.and_then(|r| t.remove(r)) {
             Some(e) if !fm.flags.contains(FlowModFlags::RESET_COUNTS) => {
-                (e.packets.get(), e.bytes.get())
+                (e.packets.get(), e.bytes.get(), Some(e.serial))
             }
-            _ => (0, 0),
+            _ => (0, 0, None),
         };
         let entry = FlowEntry {
             match_: fm.match_.normalized(),
@@ -543,6 +605,9 @@ impl Pipeline {
         let rule = t.insert(entry);
         self.next_serial += 1;
         self.bump();
+        if let (Some(r), Some(old)) = (self.recorder.as_mut(), carried) {
+            r.carried.push((serial, old));
+        }
         Ok(EntryId {
             table_id: fm.table_id,
             rule,
@@ -552,7 +617,13 @@ impl Pipeline {
 
     /// Adds a flow and returns its handle (a convenience over [`Pipeline::flow_mod`]).
     pub fn add_flow_entry(&mut self, fm: &FlowMod, now_ms: u64) -> Result<EntryId, OfpError> {
-        self.add_flow(fm, now_ms)
+        let id = self.add_flow(fm, now_ms)?;
+        self.record(|| {
+            let mut fm = fm.clone();
+            fm.command = FlowModCommand::Add;
+            Op::FlowMod(alloc::boxed::Box::new(fm), now_ms)
+        });
+        Ok(id)
     }
 
     fn selected(fm: &FlowMod, e: &FlowEntry, strict: bool, filter_outputs: bool) -> bool {
@@ -654,6 +725,7 @@ impl Pipeline {
         let t = self.tables.get_mut(id.table_id as usize)?;
         let e = t.remove(id.rule)?;
         self.bump();
+        self.record(|| Op::RemoveEntry(id, reason, now_ms));
         Some(FlowRemoved::of(id.table_id, &e, reason, now_ms))
     }
 
@@ -705,6 +777,7 @@ impl Pipeline {
             }
         };
         self.bump();
+        self.record(|| Op::GroupMod(gm.clone(), now_ms));
         Ok(removed)
     }
 
@@ -719,6 +792,14 @@ impl Pipeline {
                 .collect();
             for (r, why) in expired {
                 if let Some(e) = t.remove(r) {
+                    if let Some(rec) = self.recorder.as_mut() {
+                        let id = EntryId {
+                            table_id: t.id,
+                            rule: r,
+                            serial: e.serial,
+                        };
+                        rec.ops.push(Op::RemoveEntry(id, why, now_ms));
+                    }
                     removed.push(FlowRemoved::of(t.id, &e, why, now_ms));
                 }
             }
