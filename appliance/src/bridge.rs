@@ -364,6 +364,7 @@ impl Bridge {
             normal,
             sink: &mut sink,
             now_ms,
+            cores: None,
         };
         mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, ovsdb);
         // OpenFlow 1.0 semantics while a 1.0 controller listens: table misses go to it.
@@ -401,6 +402,7 @@ impl Bridge {
             normal,
             sink: &mut sink,
             now_ms,
+            cores: None,
         };
         let r = f(&mut ctx);
         self.flush();

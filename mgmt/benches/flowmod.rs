@@ -108,6 +108,7 @@ impl Bridge {
             normal: &mut self.normal,
             sink: &mut sink,
             now_ms: 1,
+            cores: None,
         };
         f(&mut self.agent, &mut ctx)
     }

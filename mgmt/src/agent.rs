@@ -34,7 +34,7 @@
 //! // Every N iterations (bounded work; flow expiry included, so drop `pipeline.expire`
 //! // from housekeeping or pass its result to `agent.flows_removed`):
 //! let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut port_table,
-//!                           normal: &mut normal, sink: &mut tx_sink, now_ms };
+//!                           normal: &mut normal, sink: &mut tx_sink, now_ms, cores: None };
 //! mgmt.poll_with_agent(now_ms, &mut dev, &mut agent, &mut ctx, None /* OVSDB later */);
 //! // then flush the tx batches the packet-outs filled.
 //! ```
@@ -199,6 +199,42 @@ pub struct BridgeCtx<'a> {
     /// by the agent itself.
     pub sink: &'a mut dyn OutputSink,
     pub now_ms: u64,
+    /// The datapath cores when they are not the caller's own (a multi-core bridge): barrier
+    /// replies wait until every core has switched to the state the barrier covers, and
+    /// statistics requests wait for fresh counters from every core. `None`: the pipeline in
+    /// `pipeline` is the one that forwards, so everything is answered at once.
+    pub cores: Option<&'a mut dyn Cores>,
+}
+
+/// The datapath cores of a multi-core bridge, as the agent needs them (implemented over
+/// `switch_core::mcore::Hub` by the main loop).
+pub trait Cores {
+    /// Publishes every change made so far (to `pipeline` and `ports`) and returns the epoch
+    /// the cores must pass before a barrier reply may be sent.
+    fn barrier(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64;
+    /// Whether every core has switched to `epoch` (or later).
+    fn passed(&self, epoch: u64) -> bool;
+    /// Asks every core for its counters; returns the ticket to wait for.
+    fn request_stats(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64;
+    /// Whether every core answered `ticket`.
+    fn stats_ready(&self, ticket: u64) -> bool;
+    /// Adds the cores' counts (as of their answers) to `pipeline`'s and `ports`' counters.
+    fn fold_stats(&mut self, pipeline: &mut Pipeline, ports: &mut PortTable);
+}
+
+/// A request that waits for the datapath cores (see [`BridgeCtx::cores`]).
+#[derive(Debug)]
+struct Parked {
+    wait: Wait,
+    request: crate::openflow::session::Request,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// A barrier: every core past this epoch.
+    Epoch(u64),
+    /// A statistics request: every core answered this ticket.
+    Stats(u64),
 }
 
 /// Counters for the console and tests.
@@ -269,6 +305,8 @@ pub(crate) struct Conn {
     pacer: Option<Pacer>,
     /// A large multipart reply in progress (later requests wait until it completes).
     job: Option<reply::Job>,
+    /// A request waiting for the datapath cores (later requests wait behind it).
+    parked: Option<Parked>,
     /// Reply bytes this connection may still produce in this poll.
     budget: usize,
 }
@@ -667,6 +705,7 @@ impl OfAgent {
             framer: Framer::default(),
             pacer: self.limit_for(kind).map(|l| Pacer::new(l, ctx.now_ms)),
             job: None,
+            parked: None,
             budget: self.config.reply_budget,
         };
         c.pull();
@@ -702,7 +741,10 @@ impl OfAgent {
         let now = ctx.now_ms;
         loop {
             let c = &mut self.conns[i];
-            if c.session.is_closed() || c.backlog() >= self.config.pause_backlog || c.job.is_some()
+            if c.session.is_closed()
+                || c.backlog() >= self.config.pause_backlog
+                || c.job.is_some()
+                || c.parked.is_some()
             {
                 break;
             }
@@ -788,6 +830,7 @@ impl OfAgent {
         }
         for i in 0..self.conns.len() {
             self.conns[i].budget = self.config.reply_budget;
+            self.resume_parked(ctx, i);
             if self.conns[i].job.is_some() {
                 self.run_reply(ctx, i);
             }
@@ -801,6 +844,7 @@ impl OfAgent {
                 log::info!("openflow: connection {}: {why:?}", c.id);
                 c.closing = true;
                 c.job = None;
+                c.parked = None;
                 c.out.clear();
                 c.head = 0;
                 let _ = c.session.poll_output();
@@ -1236,5 +1280,40 @@ impl StreamHandler for AgentStreams<'_, '_> {
     }
     fn closed(&mut self, conn: u32, now_ms: u64) {
         self.agent.close(conn, now_ms)
+    }
+}
+
+/// A multi-core bridge's hub as the agent's [`Cores`]: barriers publish and wait for every
+/// core; statistics fold the cores' counts into the authoritative pipeline, and the cores'
+/// per-port rx/tx counts into the port table (the counters the NICs' queues do not sum).
+impl Cores for switch_core::mcore::Hub {
+    fn barrier(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64 {
+        self.publish(pipeline, ports)
+    }
+
+    fn passed(&self, epoch: u64) -> bool {
+        switch_core::mcore::Hub::passed(self, epoch)
+    }
+
+    fn request_stats(&mut self, pipeline: &mut Pipeline, ports: &PortTable) -> u64 {
+        switch_core::mcore::Hub::request_stats(self, pipeline, ports)
+    }
+
+    fn stats_ready(&self, ticket: u64) -> bool {
+        switch_core::mcore::Hub::stats_ready(self, ticket)
+    }
+
+    fn fold_stats(&mut self, pipeline: &mut Pipeline, ports: &mut PortTable) {
+        self.fold_into(pipeline);
+        for (no, c) in self.folded_ports() {
+            if let Some(p) = ports.get_mut(*no) {
+                p.counters.rx_packets = c.rx_packets;
+                p.counters.rx_bytes = c.rx_bytes;
+                p.counters.tx_packets = c.tx_packets;
+                p.counters.tx_bytes = c.tx_bytes;
+                p.counters.rx_malformed = c.rx_malformed;
+                p.counters.rx_errors = c.rx_errors;
+            }
+        }
     }
 }

@@ -195,12 +195,12 @@ proptest! {
         );
         let mut now = 0;
         let a = {
-            let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut ports, normal: &mut normal, sink: &mut sink, now_ms: now };
+            let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut ports, normal: &mut normal, sink: &mut sink, now_ms: now, cores: None };
             agent.open(&mut ctx, ConnKind::Active { target: 0 }).unwrap()
         };
         for part in stream.chunks(chunk) {
             now += step;
-            let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut ports, normal: &mut normal, sink: &mut sink, now_ms: now };
+            let mut ctx = BridgeCtx { pipeline: &mut pipeline, ports: &mut ports, normal: &mut normal, sink: &mut sink, now_ms: now, cores: None };
             agent.receive(&mut ctx, a, part);
             agent.poll(&mut ctx);
             let n = agent.pending(a).len();
@@ -231,6 +231,7 @@ fn the_corpus_itself_is_accepted() {
             normal: &mut normal,
             sink: &mut sink,
             now_ms: 0,
+            cores: None,
         };
         let a = agent
             .open(&mut ctx, ConnKind::Active { target: 0 })

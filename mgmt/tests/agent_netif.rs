@@ -159,6 +159,7 @@ impl Switch {
             normal: &mut self.normal,
             sink: &mut self.sink,
             now_ms: now,
+            cores: None,
         };
         self.port.poll_with_agent(
             now,
@@ -759,6 +760,7 @@ fn dhcp_when_no_address_is_given() {
             normal: &mut sw.normal,
             sink: &mut sw.sink,
             now_ms: now,
+            cores: None,
         };
         let mut streams = sw.agent.streams(&mut ctx);
         port.poll(now, &mut dev, &mut streams, None);

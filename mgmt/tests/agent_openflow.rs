@@ -96,6 +96,7 @@ impl Rig {
             normal: &mut self.normal,
             sink: &mut self.sink,
             now_ms: self.now,
+            cores: None,
         };
         f(&mut self.agent, &mut ctx)
     }

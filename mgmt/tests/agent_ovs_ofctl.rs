@@ -86,6 +86,7 @@ impl Bridge {
             normal: &mut self.normal,
             sink: &mut self.sink,
             now_ms: now,
+            cores: None,
         };
         f(&mut self.agent, &mut ctx)
     }

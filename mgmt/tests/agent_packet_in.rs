@@ -61,6 +61,7 @@ impl Rig {
             normal: &mut self.normal,
             sink: &mut sink,
             now_ms: self.now,
+            cores: None,
         };
         f(&mut self.agent, &mut ctx)
     }

@@ -329,13 +329,16 @@ pub struct Hub {
     fold: Fold,
 }
 
+/// A group's counts as folded: packets, bytes, `(packets, bytes)` per bucket.
+type GroupFold = (u64, u64, Vec<(u64, u64)>);
+
 /// What [`Hub::fold_into`] already added to the authoritative pipeline, per counted object
 /// (the cores' totals at the last fold).
 #[derive(Default)]
 struct Fold {
     entries: HashMap<u64, (u64, u64)>,
     tables: Vec<(u64, u64)>,
-    groups: BTreeMap<(u32, u64), (u64, u64, Vec<(u64, u64)>)>,
+    groups: BTreeMap<(u32, u64), GroupFold>,
     /// The cores' datapath counters and port counters summed at the last fold.
     datapath: DatapathStats,
     per_core: Vec<DatapathStats>,
@@ -884,7 +887,7 @@ impl Hub {
         }
         self.fold.tables = tt;
         // Groups, by (id, created_ms) so that a re-created group starts afresh.
-        let mut gt: BTreeMap<(u32, u64), (u64, u64, Vec<(u64, u64)>)> = BTreeMap::new();
+        let mut gt: BTreeMap<(u32, u64), GroupFold> = BTreeMap::new();
         for c in &snaps {
             for (id, gc) in &c.groups {
                 let a = gt

@@ -16,7 +16,7 @@ use switch_core::table::{FlowEntry, OFPTT_ALL};
 use super::packet_in::PacketInQueue;
 use super::ports::{port_desc, port_stats};
 use super::reply::Job;
-use super::{BridgeCtx, OfAgent};
+use super::{BridgeCtx, OfAgent, Parked, Wait};
 use crate::openflow::OFP10;
 use crate::openflow::OfpError;
 use crate::openflow::convert::actions_to_core;
@@ -60,7 +60,53 @@ pub(super) fn stats_selects(req: &FlowStatsRequest, m: &CoreMatch, e: &FlowEntry
             || e.instructions.uses_group(req.out_group))
 }
 
+/// Whether request `r` must wait for the datapath cores, and for what: a barrier for every
+/// core to switch to the state so far, a statistics request for fresh counters from every core.
+fn park_for(ctx: &mut BridgeCtx<'_>, r: &Request) -> Option<Wait> {
+    let cores = ctx.cores.as_deref_mut()?;
+    match &r.message {
+        Message::BarrierRequest => Some(Wait::Epoch(cores.barrier(ctx.pipeline, ctx.ports))),
+        Message::MultipartRequest {
+            body:
+                MultipartRequest::Flow(_)
+                | MultipartRequest::Aggregate(_)
+                | MultipartRequest::Table
+                | MultipartRequest::PortStats { .. }
+                | MultipartRequest::Queue { .. }
+                | MultipartRequest::Group { .. },
+            ..
+        } => Some(Wait::Stats(cores.request_stats(ctx.pipeline, ctx.ports))),
+        _ => None,
+    }
+}
+
 impl OfAgent {
+    /// Answers connection `i`'s parked request once the cores are ready for it (then the
+    /// requests behind it go on).
+    pub(super) fn resume_parked(&mut self, ctx: &mut BridgeCtx<'_>, i: usize) {
+        let Some(p) = self.conns[i].parked.as_ref() else {
+            return;
+        };
+        let ready = match (ctx.cores.as_deref(), p.wait) {
+            (None, _) => true,
+            (Some(c), Wait::Epoch(e)) => c.passed(e),
+            (Some(c), Wait::Stats(t)) => c.stats_ready(t),
+        };
+        if !ready {
+            return;
+        }
+        let Some(p) = self.conns[i].parked.take() else {
+            return;
+        };
+        if let (Wait::Stats(_), Some(c)) = (p.wait, ctx.cores.as_deref_mut()) {
+            c.fold_stats(ctx.pipeline, ctx.ports);
+        }
+        self.on_request(ctx, i, p.request);
+        if self.conns[i].framer.buffered() > 0 && self.conns[i].job.is_none() {
+            self.process(ctx, i);
+        }
+    }
+
     pub(super) fn on_event(&mut self, ctx: &mut BridgeCtx<'_>, i: usize, ev: SessionEvent) {
         match ev {
             SessionEvent::Connected { version } => {
@@ -71,6 +117,10 @@ impl OfAgent {
             }
             SessionEvent::Request(r) => {
                 self.stats.requests += 1;
+                if let Some(wait) = park_for(ctx, &r) {
+                    self.conns[i].parked = Some(Parked { wait, request: r });
+                    return;
+                }
                 self.on_request(ctx, i, r);
             }
             SessionEvent::PeerError { xid, error } => {
