@@ -13,6 +13,13 @@
 //! in the pipeline, so a barrier is answered at once. The agent only changes the pipeline and
 //! the port table; a datapath cache in front of the pipeline notices by their generations.
 //!
+//! On a multi-core bridge ([`BridgeCtx::cores`]) the pipeline the agent changes is the
+//! authoritative copy the datapath cores replicate (`switch_core::mcore`): a barrier reply then
+//! waits until every core has switched to the state the barrier covers, and a statistics
+//! request until every core has reported its counters (folded into the pipeline's and port
+//! table's, so the replies are built as on one core). Requests behind a waiting one on the same
+//! connection wait too, so replies keep the order of the requests.
+//!
 //! # Wiring it into the kernel
 //!
 //! ```ignore
