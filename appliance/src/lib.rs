@@ -112,6 +112,16 @@ impl Appliance {
             platform.entropy(),
         );
         config.poll(&mut bridge, management.as_mut(), platform.now_ms());
+        if management.is_none() && settings.fail_mode == mgmt::agent::FailMode::Standalone {
+            // No management port, so no OpenFlow agent to install the standalone default:
+            // a switch without a management NIC still switches (NORMAL), as OVS without
+            // controllers does.
+            let fm = mgmt::agent::normal_flow(0);
+            if let Err(e) = bridge.pipeline.flow_mod(&fm, platform.now_ms()) {
+                log::error!("cannot install the NORMAL flow: {e:?}");
+            }
+            log::info!("no management port: standalone bridge with the NORMAL flow");
+        }
         Appliance {
             bridge,
             management,

@@ -1250,8 +1250,8 @@ impl OfAgent {
     }
 }
 
-/// `priority=0 actions=NORMAL` in table 0.
-fn normal_flow(cookie: u64) -> CoreFlowMod {
+/// Open vSwitch's standalone default: `priority=0 actions=NORMAL` in table 0.
+pub fn normal_flow(cookie: u64) -> CoreFlowMod {
     CoreFlowMod::add(
         0,
         0,

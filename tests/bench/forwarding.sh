@@ -7,12 +7,18 @@
 #       directory with its own database, pidfiles and unixctl sockets; ports are veth pairs whose
 #       other ends are in the namespaces),
 #   (c) a Linux bridge over the same kind of veth pairs,
+#   (d) `hosted`: the hosted runner (`ironflow-hosted`, the appliance's main loop natively) on the
+#       same veth pairs, once per port kind in $HOSTED_KINDS (default "xdp packet": AF_XDP in
+#       copy mode, AF_PACKET; OVS's netdev datapath reads veths with AF_PACKET),
 # one after the other in the same run. Per switch it measures:
 #   - rtt:   ping -c 50 -i 0.02 (average and max, ms);
 #   - udp64: 64-byte frames (60 + FCS: Ethernet/IPv4/UDP with 18 bytes of payload) sent for
 #            DURATION seconds as fast as one Python AF_PACKET sender can from h1 to h2's MAC;
 #            counted on the hosts' interfaces (h1 eth0 tx, h2 eth0 rx): delivered packets/s;
 #   - tcp:   iperf3 -c 10.0.0.2 -t DURATION (one TCP stream), receiver Mbit/s and retransmits.
+# For OVS and the hosted runner it also reads the switch process's CPU time (user + system, all
+# threads, /proc/PID/stat) during the 64-byte flood: `udp64.cpu_share` and
+# `udp64.pps_per_cpu_s` (delivered frames per CPU-second of the switch: the per-core rate).
 # For the appliance it also reads its counters (`s` on the serial console) before and after each
 # measurement: packets forwarded and device notifications (kicks, each one a VM exit) per packet;
 # with perf, the KVM exits of its vCPU thread that reach the host (port I/O, MMIO, userspace).
@@ -37,6 +43,9 @@ mkdir -p "$OUT"
 NS1="${P}h1"
 NS2="${P}h2"
 QEMU_PID=""
+HOSTED_PID=""
+SWITCH_PID=""                                # the process whose CPU time udp64 reports
+HOSTED_KINDS="${HOSTED_KINDS:-xdp packet}"
 OVS_DIR="$OUT/ovs"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -50,6 +59,8 @@ cleanup() {
   set +e
   [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
   QEMU_PID=""
+  [ -n "$HOSTED_PID" ] && kill "$HOSTED_PID" 2>/dev/null && wait "$HOSTED_PID" 2>/dev/null
+  HOSTED_PID=""
   stop_ovs
   for n in "$NS1" "$NS2"; do
     ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null
@@ -202,6 +213,12 @@ stop_exit_count() {
   [ "$x1" = 0 ] || EXITS+="| info stats vcpu: exits $((x1 - x0)) insn_emulation $((e1 - e0))"
 }
 
+# utime + stime of $SWITCH_PID (all threads), in clock ticks; empty without one.
+cpu_ticks() {
+  [ -n "$SWITCH_PID" ] && [ -r "/proc/$SWITCH_PID/stat" ] || return 0
+  sed 's/.*) //' "/proc/$SWITCH_PID/stat" | awk '{print $12 + $13}'
+}
+
 result() { printf 'RESULT %-13s %-22s %s\n' "$1" "$2" "$3" | tee -a "$OUT/results.txt"; }
 
 # Per-measurement appliance accounting: packets forwarded (sum of port rx), kicks and KVM exits.
@@ -226,15 +243,23 @@ measure() {
   dstmac=$(ip netns exec "$NS2" cat /sys/class/net/eth0/address)
 
   log "$sw: udp64 for ${DURATION}s"
-  local tx0 rx0 tx1 rx1 drop0 drop1 sent
+  local tx0 rx0 tx1 rx1 drop0 drop1 sent c0 c1 t0 t1
   s0=$(stats_line); start_exit_count
   tx0=$(counter 1 tx_packets); drop0=$(counter 1 tx_dropped); rx0=$(counter 2 rx_packets)
+  c0=$(cpu_ticks); t0=$(date +%s.%N)
   sent=$(ip netns exec "$NS1" python3 -c "$SENDER_PY" "$DURATION" "$dstmac")
   sleep 1
   tx1=$(counter 1 tx_packets); drop1=$(counter 1 tx_dropped); rx1=$(counter 2 rx_packets)
+  c1=$(cpu_ticks); t1=$(date +%s.%N)
   stop_exit_count; exits="$EXITS"; s1=$(stats_line)
   result "$sw" udp64.offered_pps "$(( ${sent%% *} / DURATION )) (sender's sends $sent; h1 eth0 tx $((tx1 - tx0)), tx_dropped $((drop1 - drop0)))"
   result "$sw" udp64.delivered_pps "$(( (rx1 - rx0) / DURATION ))"
+  if [ -n "$c0" ] && [ -n "$c1" ]; then
+    local hz
+    hz=$(getconf CLK_TCK)
+    result "$sw" udp64.cpu_share "$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", (b - a) / hz / (t1 - t0)}') (CPU-seconds of the switch per second, all threads)"
+    result "$sw" udp64.pps_per_cpu_s "$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v n="$((rx1 - rx0))" 'BEGIN {c = (b - a) / hz; printf "%.0f", n / (c > 0 ? c : 1e-9)}') (delivered frames per CPU-second of the switch)"
+  fi
   appliance_delta "$sw" udp64 "$s0" "$s1" "$exits"
 
   log "$sw: iperf3 tcp for ${DURATION}s"
@@ -349,10 +374,39 @@ run_ovs() {
   ip link set "${P}br" up 2>/dev/null
   sleep 1
   ovs-appctl -t "$OVS_DIR/vswitchd.ctl" dpif/show >"$OUT/ovs-dpif.txt" 2>&1
+  SWITCH_PID=$(cat "$OVS_DIR/vswitchd.pid")
   measure ovs
+  SWITCH_PID=""
   ovs-appctl -t "$OVS_DIR/vswitchd.ctl" dpif-netdev/pmd-stats-show >>"$OUT/ovs-dpif.txt" 2>&1
   vsctl del-br "${P}br"
   stop_ovs
+  cleanup_hosts
+}
+
+# --- (d) the hosted runner ---------------------------------------------------------------------
+
+run_hosted() {
+  local kind="$1" bin="${HOSTED_BIN:-}"
+  if [ -z "$bin" ]; then
+    log "building the hosted runner (cargo build --release -p hosted)"
+    (cd "$ROOT" && cargo build -q --release -p hosted >&2) || die "hosted build failed"
+    bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/ironflow-hosted"
+  fi
+  [ -x "$bin" ] || die "no hosted runner at $bin"
+  make_namespaces
+  veth_hosts
+  # Busy polling, as OVS's PMD threads and the appliance do (HOSTED_ARGS adds options).
+  "$bin" --port "${P}v1" --port "${P}v2" --port-kind "$kind" --busy-poll ${HOSTED_ARGS:-} \
+    -- stats=0 >"$OUT/hosted-$kind.log" 2>&1 </dev/null &
+  HOSTED_PID=$!
+  for _ in $(seq 100); do grep -q 'ironflow: ready' "$OUT/hosted-$kind.log" && break; sleep 0.1; done
+  grep -q 'ironflow: ready' "$OUT/hosted-$kind.log" || die "hosted runner not ready: $(tail -5 "$OUT/hosted-$kind.log")"
+  log "hosted-$kind ready (pid $HOSTED_PID)"
+  sleep 0.5
+  SWITCH_PID=$HOSTED_PID
+  measure "hosted-$kind"
+  SWITCH_PID=""
+  kill "$HOSTED_PID" 2>/dev/null; wait "$HOSTED_PID" 2>/dev/null; HOSTED_PID=""
   cleanup_hosts
 }
 
@@ -376,7 +430,8 @@ for w in "${WHICH[@]}"; do
     appliance) for a in $ACCELS; do run_appliance "$a"; done ;;
     ovs) run_ovs ;;
     bridge) run_bridge ;;
-    *) die "unknown switch $w (appliance, ovs, bridge)" ;;
+    hosted) for k in $HOSTED_KINDS; do run_hosted "$k"; done ;;
+    *) die "unknown switch $w (appliance, ovs, bridge, hosted)" ;;
   esac
 done
 
@@ -392,17 +447,20 @@ sws = []
 for k in vals:
     if k[0] not in sws:
         sws.append(k[0])
-print("\nsummary (ratio to the Linux bridge in brackets)")
-print(f"{'':24}" + "".join(f"{s:>22}" for s in sws))
-for metric, unit in (("udp64.delivered_pps", "pps"), ("tcp", "Mbit/s")):
+print("\nsummary (ratio to the Linux bridge in brackets, to OVS netdev after x)")
+print(f"{'':24}" + "".join(f"{s:>30}" for s in sws))
+for metric, unit in (("udp64.delivered_pps", "pps"), ("udp64.pps_per_cpu_s", "pps"), ("tcp", "Mbit/s")):
     row = f"{metric + ' (' + unit + ')':24}"
     base = vals.get(("bridge", metric))
+    ovs = vals.get(("ovs", metric))
     for s in sws:
         v = vals.get((s, metric))
         cell = "-" if v is None else (f"{v:.0f}" if unit == "pps" else f"{v:.2f}")
         if v is not None and base:
             cell += f" [{v / base:.3f}]"
-        row += f"{cell:>22}"
+        if v is not None and ovs and s != "ovs":
+            cell += f" x{v / ovs:.2f}"
+        row += f"{cell:>30}"
     print(row)
 EOF
 log "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
