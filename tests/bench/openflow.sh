@@ -6,6 +6,9 @@
 #   (b) Open vSwitch (Debian's ovs-vswitchd with a `netdev` (userspace) bridge, run from a private
 #       directory with its own database, pidfiles and unixctl sockets, listening on
 #       ptcp:<free port>:127.0.0.1),
+#   (c) `hosted`: the hosted runner (`ironflow-hosted`, the appliance's main loop natively): its
+#       management port is a tap (${P}m) in the root namespace with 10.0.2.2/24, the runner's
+#       own smoltcp stack answers on 10.0.2.15:6653 (no proxy); one veth data port,
 # one after the other in the same run. Per switch:
 #   - flow-mods/s: `ovs-ofctl -O OpenFlow13 add-flows <target> <file>` of a 10,000- and a
 #     100,000-flow file (`priority=10,ip,nw_src=10.X.Y.Z,actions=drop`; ovs-ofctl ends with a
@@ -34,6 +37,7 @@ P="of$(printf '%x' $$)"
 OUT="${OUT:-$(mktemp -d /tmp/ironflow-ofbench-XXXXXX)}"
 mkdir -p "$OUT"
 QEMU_PID=""
+HOSTED_PID=""
 OVS_DIR="$OUT/ovs"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -46,6 +50,10 @@ cleanup() {
   set +e
   [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
   QEMU_PID=""
+  [ -n "$HOSTED_PID" ] && kill "$HOSTED_PID" 2>/dev/null && wait "$HOSTED_PID" 2>/dev/null
+  HOSTED_PID=""
+  ip link del "${P}m" 2>/dev/null
+  ip link del "${P}v1" 2>/dev/null
   stop_ovs
 }
 trap 'cleanup' EXIT
@@ -137,6 +145,34 @@ run_appliance() {
   kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=""
 }
 
+# --- (c) the hosted runner --------------------------------------------------------------------
+
+run_hosted() {
+  local bin="${HOSTED_BIN:-}"
+  if [ -z "$bin" ]; then
+    log "building the hosted runner (cargo build --release -p hosted)"
+    (cd "$ROOT" && cargo build -q --release -p hosted >&2) || die "hosted build failed"
+    bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/ironflow-hosted"
+  fi
+  [ -x "$bin" ] || die "no hosted runner at $bin"
+  [ "$(id -u)" = 0 ] || die "hosted: needs root (tap, veth)"
+  ip link add "${P}v1" type veth peer name "${P}p1"
+  ip link set "${P}v1" up; ip link set "${P}p1" up
+  ip tuntap add dev "${P}m" mode tap
+  ip addr add 10.0.2.2/24 dev "${P}m"
+  ip link set "${P}m" up
+  "$bin" --port "${P}v1" --port-kind "${HOSTED_KIND:-auto}" --mgmt-tap "${P}m" ${HOSTED_ARGS:-} \
+    -- mgmt.ip=10.0.2.15/24 stats=0 >"$OUT/hosted.log" 2>&1 </dev/null &
+  HOSTED_PID=$!
+  local target="tcp:10.0.2.15:6653"
+  for _ in $(seq 100); do ovs-ofctl -O OpenFlow13 --timeout=2 show "$target" >/dev/null 2>&1 && break; sleep 0.2; done
+  ovs-ofctl -O OpenFlow13 --timeout=5 show "$target" >/dev/null || die "hosted: no OpenFlow on $target: $(tail -5 "$OUT/hosted.log")"
+  log "hosted up on $target (pid $HOSTED_PID)"
+  measure hosted "$target"
+  kill "$HOSTED_PID"; wait "$HOSTED_PID" 2>/dev/null; HOSTED_PID=""
+  ip link del "${P}m" 2>/dev/null; ip link del "${P}v1" 2>/dev/null
+}
+
 # --- (b) Open vSwitch, userspace datapath ------------------------------------------------------
 
 vsctl() { ovs-vsctl --db="unix:$OVS_DIR/db.sock" --timeout=20 "$@"; }
@@ -182,23 +218,30 @@ for w in "${WHICH[@]}"; do
   case "$w" in
     appliance) run_appliance ;;
     ovs) run_ovs ;;
-    *) die "unknown switch $w (appliance, ovs)" ;;
+    hosted) run_hosted ;;
+    *) die "unknown switch $w (appliance, ovs, hosted)" ;;
   esac
 done
 
-log "summary (appliance / ovs)"
+log "summary (ratio to OVS in brackets)"
 python3 - "$OUT/results.txt" <<'EOF'
 import sys
-rows = {}
+rows, sws = {}, []
 for line in open(sys.argv[1]):
     _, sw, metric, value, unit = line.split()
-    rows.setdefault(metric, {})["ovs" if sw == "ovs" else "appliance"] = (float(value), unit, sw)
-print(f"{'metric':34} {'appliance':>14} {'ovs':>14} {'ratio':>8}")
+    rows.setdefault(metric, {})[sw] = float(value)
+    if sw not in sws:
+        sws.append(sw)
+print(f"{'metric':34}" + "".join(f"{s:>26}" for s in sws))
 for metric, v in rows.items():
-    a, o = v.get("appliance"), v.get("ovs")
-    ratio = f"{a[0] / o[0]:.3f}" if a and o and o[0] else "-"
-    fa = f"{a[0]:g}" if a else "-"
-    fo = f"{o[0]:g}" if o else "-"
-    print(f"{metric:34} {fa:>14} {fo:>14} {ratio:>8}")
+    o = v.get("ovs")
+    row = f"{metric:34}"
+    for s in sws:
+        x = v.get(s)
+        cell = "-" if x is None else f"{x:g}"
+        if x is not None and o and s != "ovs":
+            cell += f" [{x / o:.3f}]"
+        row += f"{cell:>26}"
+    print(row)
 EOF
 log "logs and results in $OUT"
