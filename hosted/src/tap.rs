@@ -45,6 +45,22 @@ impl TapPort {
             )
         };
         let fd = sys::fd_or_err(fd, "open /dev/net/tun")?;
+        // An existing (up) tap gets its carrier the moment TUNSETIFF attaches us, and whoever
+        // made it may take that as the sign to move it into another network namespace (the
+        // test runner's hosted backend does: `qemu/src/hosted.rs`), after which this
+        // namespace's lookups by name fail with ENODEV. So everything by name is done before
+        // attaching; only a tap that TUNSETIFF creates (nobody else knows it yet) is set up
+        // after. (`tun_flags` in sysfs: the existing device is a tun/tap, not something else
+        // of that name that TUNSETIFF will refuse.)
+        let existing = std::path::Path::new("/sys/class/net")
+            .join(ifname)
+            .join("tun_flags")
+            .exists();
+        let before = if existing {
+            set_up(ifname).and_then(|()| sys::hwaddr(ifname))
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        };
         ifr.set_short((libc::IFF_TAP | libc::IFF_NO_PI) as i16);
         sys::ifreq_ioctl(
             fd.as_raw_fd(),
@@ -53,8 +69,13 @@ impl TapPort {
             &format!("TUNSETIFF {ifname}"),
         )?;
         let ifname = ifr.name_str();
-        set_up(&ifname)?;
-        let mut mac = sys::hwaddr(&ifname)?;
+        let mut mac = match before {
+            Ok(mac) => mac,
+            Err(_) => {
+                set_up(&ifname)?;
+                sys::hwaddr(&ifname)?
+            }
+        };
         mac[5] ^= 1;
         log::info!(
             "{ifname}: tap port, appliance MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

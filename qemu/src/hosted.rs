@@ -241,6 +241,9 @@ pub(crate) fn wire(
     let (Some(tap), Some(ns)) = (&state.mgmt_tap, &state.mgmt_ns) else {
         return Ok(Vec::new());
     };
+    // The carrier goes up when the runner's TUNSETIFF attaches it; the runner does all it
+    // needs the tap's name for (set up, MAC) before that (`hosted/src/tap.rs`), since its
+    // lookups by name fail once the tap is in the namespace.
     let carrier = format!("/sys/class/net/{tap}/carrier");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
