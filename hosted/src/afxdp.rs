@@ -24,13 +24,16 @@
 //! 2. `bind` to queue 0 of the interface with `XDP_ZEROCOPY`; if the driver cannot (veth,
 //!    and any driver without AF_XDP zero-copy support: `EOPNOTSUPP`), the socket is rebuilt and
 //!    bound with `XDP_COPY`. Both with `XDP_USE_NEED_WAKEUP`;
-//! 3. `bpf(BPF_MAP_CREATE)` of an `XSKMAP`, `BPF_MAP_UPDATE_ELEM` of entry 0 with the socket;
+//! 3. `bpf(BPF_MAP_CREATE)` of an `XSKMAP`, empty for now;
 //! 4. `bpf(BPF_PROG_LOAD)` of a hand-assembled XDP program,
 //!    `return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)`: frames of queue 0 go to
 //!    the socket, frames of other queues (none on a single-queue veth) to the kernel's stack;
 //! 5. `bpf(BPF_LINK_CREATE)` attaching it to the interface in native (driver) mode, or in
 //!    generic (SKB) mode if the driver has no native XDP. Dropping the port closes the link,
-//!    which detaches the program; the interface is left as it was.
+//!    which detaches the program; the interface is left as it was;
+//! 6. the fill ring gets its buffers, and only then `BPF_MAP_UPDATE_ELEM` puts the socket in
+//!    entry 0: a frame redirected to a socket whose fill ring is empty is dropped (and counted
+//!    as the port's drop), while until the entry exists frames pass to the kernel as before.
 //!
 //! Limits: queue 0 only (use single-queue interfaces, `ethtool -L IF combined 1`); an
 //! interface that already has an XDP program attached is refused (`EBUSY`); frames longer than
@@ -507,7 +510,7 @@ pub struct AfXdpPort {
     link: OwnedFd,
     xsk: Xsk,
     _prog: OwnedFd,
-    _map: OwnedFd,
+    map: OwnedFd,
     /// Buffers lent to the kernel (fill/rx or tx/completion ring), by buffer index.
     lent: Vec<Option<PacketBuf>>,
     pool: Rc<PacketPool>,
@@ -568,16 +571,11 @@ impl AfXdpPort {
             bpf_call(bpf::MAP_CREATE, &mut a).map_err(|e| step_err("BPF_MAP_CREATE(XSKMAP)", e))?,
             "BPF_MAP_CREATE",
         )?;
-        let key: u32 = 0;
-        let value: u32 = xsk.fd.as_raw_fd() as u32;
-        let mut a = Attr::new()
-            .u32(0, map.as_raw_fd() as u32)
-            .u64(8, &key as *const u32 as u64)
-            .u64(16, &value as *const u32 as u64)
-            .u64(24, 0);
-        bpf_call(bpf::MAP_UPDATE_ELEM, &mut a)
-            .map_err(|e| step_err("BPF_MAP_UPDATE_ELEM(xsks[0] = socket)", e))?;
-
+        // The socket goes into the map only once its fill ring has buffers (below): the
+        // program redirects to it as soon as it is there, and a frame redirected to a socket
+        // with an empty fill ring is dropped (XDP_STATISTICS rx_dropped, counted as this
+        // port's drops). Until then the program passes frames to the kernel, as before the
+        // port opened.
         let prog = load_program(map.as_raw_fd())?;
         let (link, attach) =
             match attach_program(prog.as_raw_fd(), ifindex, bpf::XDP_FLAGS_DRV_MODE) {
@@ -617,7 +615,7 @@ impl AfXdpPort {
             link,
             xsk,
             _prog: prog,
-            _map: map,
+            map,
             lent,
             region_phys: pool.region().phys,
             stride,
@@ -634,6 +632,15 @@ impl AfXdpPort {
             stats: NicStats::default(),
         };
         port.refill();
+        let key: u32 = 0;
+        let value: u32 = port.xsk.fd.as_raw_fd() as u32;
+        let mut a = Attr::new()
+            .u32(0, port.map.as_raw_fd() as u32)
+            .u64(8, &key as *const u32 as u64)
+            .u64(16, &value as *const u32 as u64)
+            .u64(24, 0);
+        bpf_call(bpf::MAP_UPDATE_ELEM, &mut a)
+            .map_err(|e| step_err("BPF_MAP_UPDATE_ELEM(xsks[0] = socket)", e))?;
         Ok(port)
     }
 

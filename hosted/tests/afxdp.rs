@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use drivers::nic::Nic;
@@ -147,4 +148,42 @@ fn afxdp_fd_polls_readable() {
     let pool = hosted::dma::host_pool(256).unwrap();
     let (mut port, fd) = open_port(&v.port, PortKind::Xdp, &pool).unwrap();
     check_poll(port.as_mut(), fd, &v.peer_socket());
+}
+
+/// A port that opens while its peer is already sending (hosts on a switch's ports do, from
+/// the moment their link is up) drops nothing: the socket takes frames only once its fill
+/// ring has buffers, and what arrives before goes to the kernel as before the port opened.
+#[test]
+fn afxdp_opens_under_traffic_without_drops() {
+    let v = Veth::new();
+    let pool = hosted::dma::host_pool(4096).unwrap();
+    let peer = v.peer_socket();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seq = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peer.send(&test_frame(60, seq, None));
+                seq += 1;
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            seq
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let mut port = AfXdpPort::open(&v.port, pool).expect("AF_XDP port on veth");
+    // Drain for a while so that the fill ring never runs dry while the peer keeps sending.
+    let got = rx_test_frames(&mut port, usize::MAX, Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    let x = port.xdp_statistics();
+    assert!(!got.is_empty(), "frames received ({sent} sent)");
+    assert_eq!(
+        (x.rx_dropped, x.rx_ring_full),
+        (0, 0),
+        "frames dropped by the kernel while the port opened ({} received of {sent} sent): \
+         {x:?}",
+        got.len()
+    );
 }
