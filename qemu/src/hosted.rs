@@ -277,13 +277,14 @@ pub(crate) fn wire(
     let ns_path = Path::new("/run/netns").join(ns);
     let mut out = Vec::new();
     for &(host, guest) in forwards {
-        let host = if host == 0 {
-            crate::net::free_tcp_port()?
-        } else {
-            host
-        };
+        // Port 0: the kernel picks a free one for this listener (no probe-then-bind window
+        // in which a parallel test could take it).
         let listener = TcpListener::bind(("127.0.0.1", host))
             .map_err(|e| Error::new(format!("bind 127.0.0.1:{host}: {e}")))?;
+        let host = listener
+            .local_addr()
+            .map_err(|e| Error::new(format!("bind 127.0.0.1:{host}: {e}")))?
+            .port();
         let ns_path = ns_path.clone();
         let stop = state.stop.clone();
         std::thread::spawn(move || {
