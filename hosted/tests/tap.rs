@@ -30,9 +30,13 @@ fn tap_conformance() {
     let peer = RawSock::open(&name);
     conformance(&mut port, peer, &pool);
     drop(port);
+    // Removed when the tap's last descriptor closes (see `eventually`).
+    let sys = format!("/sys/class/net/{name}");
     assert!(
-        !std::path::Path::new(&format!("/sys/class/net/{name}")).exists(),
-        "the tap we created is gone with the port"
+        eventually(std::time::Duration::from_secs(5), || {
+            !std::path::Path::new(&sys).exists()
+        }),
+        "the tap we created is still there 5 s after the port was dropped"
     );
 }
 

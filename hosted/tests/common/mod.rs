@@ -34,6 +34,25 @@ pub fn sh(args: &[&str]) {
     );
 }
 
+/// Whether `cond` holds within `timeout` (checked every 10 ms).
+///
+/// For what the kernel undoes when the last reference to a descriptor closes (a tap that is
+/// not persistent, an XDP link): a parallel test's `Command` forks, and the child holds a copy
+/// of every descriptor until its exec closes the CLOEXEC ones, so a drop here is not always
+/// the last close. On a loaded machine that window lasts milliseconds.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if t.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn sh_quiet(args: &[&str]) {
     let _ = Command::new(args[0]).args(&args[1..]).output();
 }
