@@ -37,6 +37,10 @@
 #               and 100k flows, `ovs-ofctl ping`, `ovs-ofctl benchmark`); the runner's management
 #               is its own smoltcp stack on a root-namespace tap reached directly (10.0.2.15),
 #               OVS listens on ptcp:127.0.0.1. With `tcg` also the appliance under TCG, same run.
+#               Then the echo round trip timed in a Python client (ovs-ofctl ping prints 0.1 ms
+#               steps): ECHO_COUNT (2000) OpenFlow 1.3 echo requests with 64 bytes of payload, one
+#               at a time, against each of ECHO_SWITCHES (hosted-xdp hosted-xdp-busy ovs-afxdp):
+#               average, median, 99th percentile, max in microseconds.
 #   packet_in   each of PIN_SWITCHES with one veth port (h1) and the flow
 #               `priority=100,udp,actions=controller`; the OpenFlow 1.3 client of
 #               tests/bench/packet_in.sh (HELLO, SET_CONFIG miss_send_len=0xffff, BARRIER, then
@@ -72,6 +76,8 @@ PIN_PPS="${PIN_PPS:-0}"
 SWITCH_CPU="${SWITCH_CPU-1}"                 # the switch's datapath thread(s) on this CPU ("" = unpinned)
 GEN_CPU="${GEN_CPU-0}"                       # the generator on this one
 FWD_SWITCHES="${FWD_SWITCHES:-hosted-xdp-busy hosted-xdp hosted-packet-busy hosted-packet ovs-afxdp ovs-system}"
+ECHO_SWITCHES="${ECHO_SWITCHES:-hosted-xdp hosted-xdp-busy ovs-afxdp}"
+ECHO_COUNT="${ECHO_COUNT:-2000}"
 PIN_SWITCHES="${PIN_SWITCHES:-hosted-xdp-busy hosted-packet-busy ovs-afxdp ovs-system}"
 WHICH=("$@")
 [ ${#WHICH[@]} -gt 0 ] || WHICH=(forwarding openflow packet_in tcg)
@@ -513,7 +519,7 @@ packet_in_one() {
   result "$who" flow_n_packets "$matched"
   result "$who" packet_ins_received "$pins"
   result "$who" packet_ins_per_s "$(awk -v n="$pins" -v s="$secs" 'BEGIN {printf "%.0f", n / s}')"
-  result "$who" packet_ins_per_s_first_to_last "$(awk -v n="$pins" -v s="$span" 'BEGIN {printf "%.0f", s > 0 ? n / s : 0}') (span $span s)"
+  result "$who" packet_ins_per_s_first_to_last "$(awk -v n="$pins" -v s="$span" 'BEGIN {printf "%.0f", (s > 0 ? n / s : 0)}') (span $span s)"
   result "$who" delivered_fraction_of_matched "$(awk -v p="$pins" -v m="$matched" 'BEGIN {if (m) printf "%.4f", p / m; else print "-"}')"
   if [ -n "$HOSTED_PID" ]; then
     local m0 s0 b0 m1 s1 b1
@@ -538,6 +544,66 @@ packet_in_one() {
     result "$who" counted_drops "$(( ${ovf:-0} + ${ro:-0} + ${rd:-0} )) (coverage: packet_in_overflow ${ovf:-0}, rconn_overflow ${ro:-0}, rconn_discarded ${rd:-0})"
     result "$who" uncounted_loss "$((matched - pins - ${ovf:-0} - ${ro:-0} - ${rd:-0})) (matched - received - counted drops)"
   fi
+  stop_switch "$sw"
+}
+
+# --- echo round trip -------------------------------------------------------------------------
+
+# OpenFlow 1.3 echo round trips, one at a time, timed in the client (ovs-ofctl ping prints 0.1 ms
+# steps, and OVS answers in less): HELLO, then COUNT ECHO_REQUESTs with 64 bytes of payload, each
+# sent when the previous reply arrived. Prints "avg p50 p99 max" in microseconds.
+ECHO_PY='
+import socket, struct, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port), timeout=10)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.sendall(struct.pack("!BBHI", 4, 0, 8, 1))
+buf = bytearray()
+def message():
+    global buf
+    while True:
+        if len(buf) >= 8:
+            ver, typ, length, xid = struct.unpack_from("!BBHI", buf, 0)
+            if len(buf) >= length:
+                m = bytes(buf[:length]); del buf[:length]
+                return typ, xid, m
+        d = s.recv(65536)
+        if not d:
+            raise SystemExit("connection closed")
+        buf += d
+while message()[0] != 0:
+    pass
+payload = bytes(range(64))
+times = []
+for i in range(count + 20):
+    xid = 100 + i
+    t0 = time.perf_counter_ns()
+    s.sendall(struct.pack("!BBHI", 4, 2, 8 + len(payload), xid) + payload)
+    while True:
+        typ, rx, m = message()
+        if typ == 3 and rx == xid:
+            break
+        if typ == 2:
+            s.sendall(struct.pack("!BBHI", 4, 3, len(m), rx) + m[8:])
+    if i >= 20:                                   # the first 20 warm up
+        times.append((time.perf_counter_ns() - t0) / 1000)
+times.sort()
+print("%.1f %.1f %.1f %.1f" % (sum(times) / len(times), times[len(times) // 2], times[len(times) * 99 // 100], times[-1]))
+'
+
+echo_one() {
+  local sw="$1" who="echo:$1"
+  make_hosts 1
+  start_switch "$sw" 1 1
+  local host port out
+  host=${TARGET#tcp:}; port=${host##*:}; host=${host%:*}
+  out=$(python3 -c "$ECHO_PY" "$host" "$port" "$ECHO_COUNT" 2>&1) || die "$sw: echo client failed: $out"
+  local avg p50 p99 max
+  read -r avg p50 p99 max <<<"$out"
+  result "$who" echo_rtt_avg_us "$avg ($ECHO_COUNT round trips, 64-byte payload, one at a time)"
+  result "$who" echo_rtt_p50_us "$p50"
+  result "$who" echo_rtt_p99_us "$p99"
+  result "$who" echo_rtt_max_us "$max"
   stop_switch "$sw"
 }
 
@@ -581,6 +647,8 @@ if has openflow; then
   if has tcg; then need_elf; of_which+=(appliance); fi
   SECTION=of
   REPEAT="$REPEAT" HOSTED_BIN="$BIN" ELF="$ELF_PATH" ACCEL=tcg sub of openflow.sh "${of_which[@]}"
+  SECTION=echo
+  for sw in $ECHO_SWITCHES; do echo_one "$sw"; done
 fi
 if has packet_in; then
   SECTION=pin
@@ -638,6 +706,8 @@ table("forwarding", ["fwd", "fwdtcg"], [("udp64.offered_pps", ".0f"), ("udp64.de
 table("openflow", ["of"], [("flow_mods_per_s_100000_best", ".0f"), ("flow_mods_per_s_100000_median", ".0f"),
       ("flow_mods_per_s_10000_best", ".0f"), ("echo_rtt_avg_ms", ".3f"), ("echo_rtt_max_ms", ".3f"),
       ("echo_requests_per_s", ".0f")])
+table("echo round trip, us", ["echo"], [("echo_rtt_avg_us", ".1f"), ("echo_rtt_p50_us", ".1f"),
+      ("echo_rtt_p99_us", ".1f"), ("echo_rtt_max_us", ".1f")])
 table("packet-in", ["pin", "pintcg"], [("offered_pps", ".0f"), ("switch_rx_pps", ".0f"), ("flow_n_packets", ".0f"),
       ("packet_ins_received", ".0f"), ("packet_ins_per_s", ".0f"), ("delivered_fraction_of_matched", ".3f"),
       ("counted_drops", ".0f"), ("uncounted_loss", ".0f"), ("appliance_queue_drops", ".0f")])
