@@ -9,12 +9,17 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+use alloc::sync::Arc;
 use drivers::dma::{PacketBatch, PacketBuf, PacketPool};
 use drivers::nic::{Nic, NicStats};
+use mgmt::agent::Cores;
 use mgmt::agent::{BridgeCtx, MeterTable, OfAgent, PacketInQueue};
 use mgmt::config::plan::{NicInfo, Plan};
 use mgmt::netif::{MgmtPort, StreamHandler};
 use switch_core::datapath::{Datapath, DatapathConfig, DatapathSink, Release};
+use switch_core::mcore::{Hub, Worker};
+
+use crate::multicore::Shared;
 use switch_core::normal::NormalSwitch;
 use switch_core::packet::Frame;
 use switch_core::pipeline::{Env, OutputSink, PacketIn, Pipeline, PipelineConfig};
@@ -69,7 +74,19 @@ pub struct Bridge {
     tx: Vec<PacketBatch>,
     pub packet_ins: u64,
     pub iterations: u64,
+    /// Multi-core mode ([`Bridge::enable_cores`]): the publication hub of the datapath cores
+    /// (the bridge's pipeline and port table are the authoritative state) and what the cores
+    /// share with the management core.
+    pub hub: Option<Hub>,
+    pub cores: Option<Arc<Shared>>,
+    /// The statistics request to the cores in flight (the periodic fold).
+    stats_ticket: Option<u64>,
+    next_fold_ms: u64,
 }
+
+/// The cores' counters are folded into the pipeline and ports this often (OpenFlow and OVSDB
+/// statistics requests fold on demand too).
+const FOLD_MS: u64 = 1000;
 
 /// Receives the datapath's results: moved buffers and copies into per-port transmit batches.
 struct TxSink<'a> {
@@ -182,6 +199,39 @@ impl Bridge {
             tx,
             packet_ins: 0,
             iterations: 0,
+            hub: None,
+            cores: None,
+            stats_ticket: None,
+            next_fold_ms: 0,
+        }
+    }
+
+    /// Multi-core mode: the pipeline and port table become the authoritative state published
+    /// to `shared.n_workers()` datapath cores; returns their workers (move each to its core).
+    /// Call before any flow or port exists (they are then all published as changes).
+    pub fn enable_cores(&mut self, shared: Arc<Shared>) -> Vec<Worker> {
+        let (hub, workers) = Hub::new(
+            &mut self.pipeline,
+            &self.port_table,
+            self.normal.clone(),
+            DatapathConfig {
+                drop_malformed: true,
+                ..DatapathConfig::default()
+            },
+            shared.n_workers(),
+        );
+        self.hub = Some(hub);
+        self.cores = Some(shared);
+        workers
+    }
+
+    /// Multi-core mode: publishes what changed since the last publication (once per
+    /// management pass; barriers publish on their own).
+    pub fn publish(&mut self) {
+        if let Some(h) = self.hub.as_mut()
+            && h.has_pending(&self.pipeline, &self.port_table)
+        {
+            h.publish(&mut self.pipeline, &self.port_table);
         }
     }
 
@@ -217,6 +267,9 @@ impl Bridge {
                 log::info!("port {no}: {} removed", old.name);
             }
             self.normal.mac_table_mut().flush_port(no);
+            if let Some(h) = self.hub.as_mut() {
+                h.mac_flush_port(no);
+            }
         }
         for d in self.ports.iter_mut() {
             d.no = None;
@@ -250,6 +303,9 @@ impl Bridge {
                 ),
                 Err(e) => log::warn!("port {}: {} not added: {e:?}", pp.ofport, pp.name),
             }
+        }
+        if let Some(c) = self.cores.as_ref() {
+            c.set_port_map(self.ports.iter().map(|d| d.no));
         }
     }
 
@@ -347,6 +403,7 @@ impl Bridge {
             pool,
             tx,
             packet_ins,
+            hub,
             ..
         } = self;
         let mut sink = TxSink {
@@ -364,7 +421,7 @@ impl Bridge {
             normal,
             sink: &mut sink,
             now_ms,
-            cores: None,
+            cores: hub.as_mut().map(|h| h as &mut dyn Cores),
         };
         mgmt.poll_with_agent(now_ms, dev, agent, &mut ctx, ovsdb);
         // OpenFlow 1.0 semantics while a 1.0 controller listens: table misses go to it.
@@ -385,6 +442,7 @@ impl Bridge {
             pool,
             tx,
             packet_ins,
+            hub,
             ..
         } = self;
         let mut sink = TxSink {
@@ -402,7 +460,7 @@ impl Bridge {
             normal,
             sink: &mut sink,
             now_ms,
-            cores: None,
+            cores: hub.as_mut().map(|h| h as &mut dyn Cores),
         };
         let r = f(&mut ctx);
         self.flush();
@@ -420,14 +478,17 @@ impl Bridge {
             let Some(no) = p.no else {
                 continue;
             };
-            // The port table's counters (OpenFlow port stats) follow the NIC's.
+            // The port table's counters (OpenFlow port stats) follow the NIC's (with datapath
+            // cores, packets and bytes are the cores' own counts, folded below).
             let n = p.nic.stats();
             if let Some(port) = self.port_table.get_mut(no) {
                 let c = &mut port.counters;
-                c.rx_packets = n.rx_packets;
-                c.rx_bytes = n.rx_bytes;
-                c.tx_packets = n.tx_packets;
-                c.tx_bytes = n.tx_bytes;
+                if self.hub.is_none() {
+                    c.rx_packets = n.rx_packets;
+                    c.rx_bytes = n.rx_bytes;
+                    c.tx_packets = n.tx_packets;
+                    c.tx_bytes = n.tx_bytes;
+                }
                 c.rx_dropped = n.rx_no_buffer;
                 c.tx_dropped = n.tx_full + p.tx_dropped;
                 c.rx_errors = n.rx_errors + p.rx_malformed;
@@ -438,6 +499,28 @@ impl Bridge {
             if self.port_table.set_link(no, up) == Ok(true) {
                 log::info!("port {no}: link {}", if up { "up" } else { "down" });
             }
+        }
+        self.fold_cores(now_ms);
+    }
+
+    /// Multi-core mode, about once a second: asks the cores for their counters and, once all
+    /// answered, adds them to the pipeline's and ports' (so idle timeouts, the console and
+    /// OVSDB's statistics see the cores' use between OpenFlow statistics requests).
+    fn fold_cores(&mut self, now_ms: u64) {
+        let Some(h) = self.hub.as_mut() else {
+            return;
+        };
+        match self.stats_ticket {
+            Some(t) if h.stats_ready(t) => {
+                Cores::fold_stats(h, &mut self.pipeline, &mut self.port_table);
+                self.stats_ticket = None;
+                self.next_fold_ms = now_ms + FOLD_MS;
+            }
+            Some(_) => {}
+            None if now_ms >= self.next_fold_ms => {
+                self.stats_ticket = Some(h.request_stats(&mut self.pipeline, &self.port_table));
+            }
+            None => {}
         }
     }
 
@@ -469,17 +552,21 @@ impl Bridge {
                 }
             }
         }
-        let d = self.datapath.stats();
+        let (d, megaflows, masks) = match self.hub.as_ref() {
+            Some(h) => {
+                let (d, _, megaflows) = h.folded_datapath();
+                (*d, megaflows, 0)
+            }
+            None => (
+                self.datapath.stats(),
+                self.datapath.n_megaflows(),
+                self.datapath.n_masks(),
+            ),
+        };
         let _ = write!(
             s,
             " dp: packets={} emc_hits={} megaflow_hits={} misses={} revalidations={} megaflows={} masks={} |",
-            d.packets,
-            d.emc_hits,
-            d.megaflow_hits,
-            d.misses,
-            d.revalidations,
-            self.datapath.n_megaflows(),
-            self.datapath.n_masks()
+            d.packets, d.emc_hits, d.megaflow_hits, d.misses, d.revalidations, megaflows, masks
         );
         let _ = write!(
             s,
@@ -489,6 +576,9 @@ impl Bridge {
             self.pool.free_count(),
             self.pool.num_bufs()
         );
+        if let Some(c) = self.cores.as_ref() {
+            let _ = write!(s, " | {}", c.stats_line());
+        }
         s
     }
 }

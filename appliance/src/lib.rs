@@ -20,6 +20,7 @@ pub mod bridge;
 pub mod config;
 pub mod management;
 pub mod mgmt_dev;
+pub mod multicore;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -80,6 +81,8 @@ pub struct Appliance {
     /// loop must not idle-wait, or a bulk `add-flows` would crawl at one read per wait.
     mgmt_busy: bool,
     mgmt_bytes: u64,
+    /// Multi-core mode: the management core's ends of the queues to the datapath cores.
+    links: Option<multicore::MgmtLinks>,
 }
 
 impl Appliance {
@@ -94,7 +97,63 @@ impl Appliance {
         mgmt_nic: Option<Box<dyn Nic>>,
         disk: Option<D>,
     ) -> Appliance {
+        Self::build(platform, settings, pool, ports, mgmt_nic, disk, None).0
+    }
+
+    /// The management core of the multi-core appliance ([`multicore`]): `ports` are the data
+    /// ports as [`multicore::RemoteNic`]s over `shared`; `links` come from
+    /// [`multicore::links`]. Returns the switch and one [`multicore::WorkerStart`] per
+    /// datapath core (start each on its CPU with a [`multicore::WorkerLoop`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_multicore<P: Platform, D: BlockDevice + 'static>(
+        platform: &P,
+        settings: &BootSettings,
+        pool: Rc<PacketPool>,
+        ports: Vec<Box<dyn Nic>>,
+        mgmt_nic: Option<Box<dyn Nic>>,
+        disk: Option<D>,
+        shared: alloc::sync::Arc<multicore::Shared>,
+        links: (multicore::MgmtLinks, Vec<multicore::WorkerLinks>),
+    ) -> (Appliance, Vec<multicore::WorkerStart>) {
+        Self::build(
+            platform,
+            settings,
+            pool,
+            ports,
+            mgmt_nic,
+            disk,
+            Some((shared, links)),
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build<P: Platform, D: BlockDevice + 'static>(
+        platform: &P,
+        settings: &BootSettings,
+        pool: Rc<PacketPool>,
+        ports: Vec<Box<dyn Nic>>,
+        mgmt_nic: Option<Box<dyn Nic>>,
+        disk: Option<D>,
+        cores: Option<(
+            alloc::sync::Arc<multicore::Shared>,
+            (multicore::MgmtLinks, Vec<multicore::WorkerLinks>),
+        )>,
+    ) -> (Appliance, Vec<multicore::WorkerStart>) {
         let mut bridge = Bridge::new(pool.clone(), ports);
+        let mut starts = Vec::new();
+        let mut mgmt_links = None;
+        if let Some((shared, (m, w))) = cores {
+            // Before any flow or port: everything from here on is published to the cores.
+            let workers = bridge.enable_cores(shared.clone());
+            for (worker, links) in workers.into_iter().zip(w) {
+                starts.push(multicore::WorkerStart {
+                    worker,
+                    links,
+                    shared: shared.clone(),
+                });
+            }
+            mgmt_links = Some(m);
+        }
         let mut management = mgmt_nic.map(|nic| {
             Management::new(
                 settings,
@@ -122,7 +181,8 @@ impl Appliance {
             }
             log::info!("no management port: standalone bridge with the NORMAL flow");
         }
-        Appliance {
+        bridge.publish();
+        let appliance = Appliance {
             bridge,
             management,
             config,
@@ -133,7 +193,9 @@ impl Appliance {
             idle_passes: 0,
             mgmt_busy: false,
             mgmt_bytes: 0,
-        }
+            links: mgmt_links,
+        };
+        (appliance, starts)
     }
 
     /// The management plane's first pass (it installs the standalone default flow at once);
@@ -158,6 +220,9 @@ impl Appliance {
     /// One forwarding pass over every port, and every [`MGMT_EVERY`] passes the management
     /// plane, the configuration, the timers and the console. Returns the packets received.
     pub fn pass<P: Platform>(&mut self, platform: &mut P) -> usize {
+        if self.links.is_some() {
+            return self.mgmt_core_pass(platform);
+        }
         let now = self.now;
         let received = match self.management.as_mut() {
             Some(m) => {
@@ -180,6 +245,28 @@ impl Appliance {
         received
     }
 
+    /// Multi-core mode: the management core forwards nothing itself; each pass takes the
+    /// cores' packet-ins into the OpenFlow agent's queue and runs the whole slow path.
+    /// Returns the packet-ins taken.
+    fn mgmt_core_pass<P: Platform>(&mut self, platform: &mut P) -> usize {
+        self.bridge.iterations += 1;
+        let mut taken = 0;
+        if let Some(links) = self.links.as_mut() {
+            for q in links.packet_ins.iter_mut() {
+                while let Some(msg) = q.dequeue() {
+                    taken += 1;
+                    self.bridge.packet_ins += 1;
+                    if let Some(m) = self.management.as_mut() {
+                        let (_, queue) = m.agent.datapath_hooks();
+                        queue.push(&msg.as_packet_in());
+                    }
+                }
+            }
+        }
+        self.slow_path(platform);
+        taken
+    }
+
     fn slow_path<P: Platform>(&mut self, platform: &mut P) {
         let now = platform.now_ms();
         self.now = now;
@@ -193,6 +280,8 @@ impl Appliance {
         // OVSDB commits take effect here, between two forwarding passes.
         self.config
             .poll(&mut self.bridge, self.management.as_mut(), now);
+        // Multi-core mode: the cores switch to what changed in this pass.
+        self.bridge.publish();
         if now >= self.next_housekeeping {
             self.bridge.housekeeping(now);
             self.config.housekeeping();

@@ -1046,6 +1046,17 @@ impl<T: Transport> UnstartedQueue<T> {
         &self.0.dev.name
     }
 
+    /// The port's MAC address.
+    pub fn mac_address(&self) -> [u8; 6] {
+        self.0.dev.mac
+    }
+
+    /// A handle on the port's device for another core (the management core's view of a port
+    /// whose queues the datapath cores poll): name, MAC and link, no queue.
+    pub fn probe(&self) -> PortProbe<T> {
+        PortProbe(self.0.dev.clone())
+    }
+
     /// Direct notify for this pair (see [`VirtioNetPort::use_direct_notify`]); call it on
     /// every queue that another core will poll, so kicks take no lock.
     ///
@@ -1101,6 +1112,36 @@ impl<T: Transport> fmt::Debug for UnstartedQueue<T> {
             .field("port", &self.0.dev.name.as_str())
             .field("pair", &self.0.pair)
             .finish()
+    }
+}
+
+/// An unstarted queue pair of a virtio-net PCI function (what the kernel moves to a core).
+pub type UnstartedPciQueue = UnstartedQueue<PciTransport>;
+
+/// The device of a port without its queues (see [`UnstartedQueue::probe`]): `Send` and `Sync`
+/// when the transport is `Send`; reading the link takes the device's transport lock (the
+/// slow path only).
+pub struct PortProbe<T: Transport>(Arc<Device<T>>);
+
+impl<T: Transport> PortProbe<T> {
+    /// The port's name (`virtio-net <label>`).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The port's MAC address.
+    pub fn mac_address(&self) -> [u8; 6] {
+        self.0.mac
+    }
+
+    /// The link as [`Nic::link_up`] reports it.
+    pub fn link_up(&self) -> bool {
+        self.0.link_up()
+    }
+
+    /// Queue pairs in use.
+    pub fn queue_pairs(&self) -> u16 {
+        self.0.queue_pairs
     }
 }
 

@@ -17,6 +17,7 @@ mod exit;
 mod logger;
 mod memory;
 mod mlx5_port;
+mod multicore;
 mod percpu;
 mod serial;
 mod smp;
@@ -130,10 +131,15 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         None => {}
     }
 
-    let (pool, ports, mgmt_nic) = bring_up_nics(settings, &functions);
     let disk = config_disk::probe(&functions);
     let mut platform = KernelPlatform;
-    let mut switch = appliance::Appliance::new(&platform, settings, pool, ports, mgmt_nic, disk);
+    let mut switch = match multicore::plan(settings, &functions) {
+        Some(workers) => multicore::start(&platform, settings, &functions, workers, disk),
+        None => {
+            let (pool, ports, mgmt_nic) = bring_up_nics(settings, &functions);
+            appliance::Appliance::new(&platform, settings, pool, ports, mgmt_nic, disk)
+        }
+    };
 
     let boot_us = time::now_us();
     console!("ironflow: ready boot_us={boot_us}");
@@ -192,15 +198,15 @@ type Nics = (
     Option<alloc::boxed::Box<dyn drivers::nic::Nic>>,
 );
 
-/// Finds the NICs and brings them up: the management one (the first virtio-net, or
-/// `mgmt.nic=`) and every other one as a data port, virtio-net first, then mlx5.
-fn bring_up_nics(settings: &BootSettings, functions: &[drivers::pci::PciFunction]) -> Nics {
-    use alloc::boxed::Box;
-    use drivers::dma::PacketPool;
-    use drivers::nic::Nic;
-    use drivers::virtio_net::VirtioNetPort;
-
-    let _ = drivers::dma::set_dma_allocator(&dma::KERNEL_DMA);
+/// The virtio-net functions in PCI order and which of them is the management NIC (the
+/// first one, or `mgmt.nic=`).
+fn virtio_nics<'a>(
+    settings: &BootSettings,
+    functions: &'a [drivers::pci::PciFunction],
+) -> (
+    alloc::vec::Vec<&'a drivers::pci::PciFunction>,
+    Option<usize>,
+) {
     let nics: alloc::vec::Vec<_> = functions.iter().filter(|f| f.is_virtio_net()).collect();
     let mgmt = match settings.mgmt_nic {
         Some((b, d, f)) => nics
@@ -211,6 +217,19 @@ fn bring_up_nics(settings: &BootSettings, functions: &[drivers::pci::PciFunction
     if settings.mgmt_nic.is_some() && mgmt.is_none() {
         log::warn!("mgmt.nic: no virtio-net at that address; no management port");
     }
+    (nics, mgmt)
+}
+
+/// Finds the NICs and brings them up: the management one (the first virtio-net, or
+/// `mgmt.nic=`) and every other one as a data port, virtio-net first, then mlx5.
+fn bring_up_nics(settings: &BootSettings, functions: &[drivers::pci::PciFunction]) -> Nics {
+    use alloc::boxed::Box;
+    use drivers::dma::PacketPool;
+    use drivers::nic::Nic;
+    use drivers::virtio_net::VirtioNetPort;
+
+    let _ = drivers::dma::set_dma_allocator(&dma::KERNEL_DMA);
+    let (nics, mgmt) = virtio_nics(settings, functions);
     // Buffers: each port's receive ring (256) and transmit ring (256) full, plus bursts in
     // flight; at most a quarter of the free frames.
     let mlx5_count = functions

@@ -150,7 +150,6 @@ pub fn is_idle(cpu: usize) -> bool {
 }
 
 /// Hands parked CPU `cpu` over for good: it runs `f(cpu, arg)` (a per-core loop).
-#[allow(dead_code)] // API for the per-core datapath (issue 11)
 pub fn run_on(cpu: usize, f: fn(usize, usize) -> !, arg: usize) -> Result<(), SmpError> {
     post(cpu, f as usize, arg, true)
 }

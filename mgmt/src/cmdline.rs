@@ -69,6 +69,11 @@ pub struct BootSettings {
     pub controller_rate_limit: Option<u32>,
     /// The rate limiter's burst (`controller.burst_limit=N`; default rate/4, at least 25).
     pub controller_burst_limit: Option<u32>,
+    /// Datapath cores (`datapath.cores=N`, 1..=63): with N and at least two CPUs, the boot
+    /// CPU runs the management plane alone and N application processors (at most the ones
+    /// online) each poll their own queue pair of every data port. 0 (the default): one
+    /// loop on the boot CPU does both.
+    pub datapath_cores: u16,
 }
 
 impl Default for BootSettings {
@@ -90,6 +95,7 @@ impl Default for BootSettings {
             packet_in_queue: crate::agent::DEFAULT_PACKET_IN_QUEUE,
             controller_rate_limit: None,
             controller_burst_limit: None,
+            datapath_cores: 0,
         }
     }
 }
@@ -179,6 +185,12 @@ impl BootSettings {
                     valid
                 }
                 "stats" => value.parse().map(|n| s.stats_interval_s = n).is_ok(),
+                "datapath.cores" => value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n <= 63)
+                    .map(|n| s.datapath_cores = n)
+                    .is_some(),
                 "bridge" => match value {
                     "none" => {
                         s.bootstrap_bridge = None;
@@ -284,7 +296,7 @@ mod tests {
         let (s, w) = BootSettings::parse(
             "log=debug exit_after_ready=1 on_panic=exit test.crash=pagefault mgmt.ip=10.0.2.15/24 \
              mgmt.gw=10.0.2.2 mgmt.nic=00:03.0 controller=tcp:10.0.2.2:6653 port.2.vlan=10 stats=0 fail_mode=secure \
-             bridge=sw-1 config.format=1",
+             bridge=sw-1 config.format=1 datapath.cores=3",
         );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.log_level, log::LevelFilter::Debug);
@@ -306,6 +318,7 @@ mod tests {
         assert_eq!(s.fail_mode, crate::agent::FailMode::Secure);
         assert_eq!(s.bootstrap_bridge.as_deref(), Some("sw-1"));
         assert!(s.config_format);
+        assert_eq!(s.datapath_cores, 3);
         assert_eq!(BootSettings::parse("bridge=none").0.bootstrap_bridge, None);
     }
 
