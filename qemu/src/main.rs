@@ -26,6 +26,8 @@ options:
   --disk PATH         boot this disk image (with --firmware, default bios)
   --cmdline S         kernel command line
   --memory MB         guest memory (default 128)
+  --smp N             vCPUs (default 1; with datapath.cores=N-1 in --cmdline, N-1 datapath cores)
+  --queues N          queue pairs per data port (mq=on; needs netns wiring, i.e. root)
   --machine q35|pc    (default q35)
   --accel kvm|tcg     (default: IRONFLOW_ACCEL, else kvm when /dev/kvm is usable)
   --ports N           data ports (run: default 0; demo: 3)
@@ -47,6 +49,8 @@ struct Args {
     firmware: Option<Firmware>,
     cmdline: String,
     memory: u32,
+    smp: u32,
+    queues: u16,
     machine: Machine,
     accel: Option<Accel>,
     ports: Option<usize>,
@@ -68,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
         firmware: None,
         cmdline: String::new(),
         memory: 128,
+        smp: 1,
+        queues: 1,
         machine: Machine::Q35,
         accel: None,
         ports: None,
@@ -103,6 +109,12 @@ fn parse_args() -> Result<Args, String> {
                 a.memory = val("--memory")?
                     .parse()
                     .map_err(|e| format!("--memory: {e}"))?
+            }
+            "--smp" => a.smp = val("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
+            "--queues" => {
+                a.queues = val("--queues")?
+                    .parse()
+                    .map_err(|e| format!("--queues: {e}"))?
             }
             "--machine" => {
                 a.machine = match val("--machine")?.as_str() {
@@ -228,6 +240,8 @@ fn run(args: &Args, demo: bool) -> Result<ExitCode, String> {
     let mut b: VmBuilder = Vm::builder()
         .name(if demo { "demo" } else { "run" })
         .memory_mb(args.memory)
+        .smp(args.smp)
+        .data_port_queues(args.queues)
         .machine(args.machine)
         .console(Console::Terminal);
     if let Some(a) = args.accel {
