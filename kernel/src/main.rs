@@ -131,6 +131,8 @@ pub extern "C" fn kmain_entry(magic: u32, info: u64) -> ! {
         None => {}
     }
 
+    // The drivers' DMA memory (virtio-blk and virtio-net rings) before any device is probed.
+    let _ = drivers::dma::set_dma_allocator(&dma::KERNEL_DMA);
     let disk = config_disk::probe(&functions);
     let mut platform = KernelPlatform;
     let mut switch = match multicore::plan(settings, &functions) {
