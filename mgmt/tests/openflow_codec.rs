@@ -571,6 +571,36 @@ fn specific_malformed_cases() {
     );
 }
 
+/// Found by the `of_codec` fuzz target: an OpenFlow 1.0 queue-config reply carrying property
+/// type 2 (max-rate, which 1.0 does not have) decoded into a reply the encoder refused. 1.0 skips
+/// the property as unknown, so the message re-encodes.
+#[test]
+fn ofp10_queue_reply_skips_the_max_rate_property() {
+    let mut b = vec![1u8, 21, 0, 0, 0, 0, 0, 7];
+    b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // port 1, pad
+    b.extend_from_slice(&[0, 0, 0, 9, 0, 40, 0, 0]); // queue 9, len 8 + 2 * 16
+    for (t, rate) in [(1u16, 100u16), (2, 255)] {
+        b.extend_from_slice(&t.to_be_bytes());
+        b.extend_from_slice(&16u16.to_be_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&rate.to_be_bytes());
+        b.extend_from_slice(&[0; 6]);
+    }
+    let n = b.len() as u16;
+    b[2..4].copy_from_slice(&n.to_be_bytes());
+    let (h, m) = Message::decode(&b).unwrap();
+    let Message::QueueGetConfigReply { port, queues } = &m else {
+        panic!("{m:?}");
+    };
+    assert_eq!(*port, 1);
+    assert_eq!(queues.len(), 1);
+    assert_eq!(queues[0].queue_id, 9);
+    assert_eq!(queues[0].min_rate, Some(100));
+    assert_eq!(queues[0].max_rate, None);
+    let again = m.encode(h.version, h.xid).unwrap();
+    assert_eq!(Message::decode(&again).unwrap().1, m);
+}
+
 /// Writes one seed file per (message, version) for the fuzz corpus when
 /// `IRONFLOW_FUZZ_SEEDS=<dir>` is set (`mgmt/fuzz/seeds/of_codec`); otherwise does nothing.
 #[test]

@@ -638,7 +638,8 @@ fn decode_queue_reply(version: u8, r: &mut Reader<'_>) -> Result<Message, OfpErr
             p.skip(4).ok_or(e)?;
             match ptype {
                 1 => q.min_rate = Some(p.u16().ok_or(e)?),
-                2 => q.max_rate = Some(p.u16().ok_or(e)?),
+                // OFPQT_MAX_RATE is OpenFlow 1.2+; in 1.0 type 2 is unknown and skipped.
+                2 if !v10 => q.max_rate = Some(p.u16().ok_or(e)?),
                 _ => {}
             }
         }
