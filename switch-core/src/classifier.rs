@@ -18,9 +18,72 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 
 use crate::flow::{Field, FlowKey, KEY_WORDS};
+
+/// The nonzero words of a mask: a lookup hashes and compares only these (a subtable's mask
+/// typically covers 2-4 of the key's 16 words), never the whole key.
+#[derive(Clone, Debug)]
+struct MaskWords {
+    mask: FlowKey,
+    idx: [u8; KEY_WORDS],
+    n: u8,
+}
+
+impl MaskWords {
+    fn new(mask: FlowKey) -> Self {
+        let mut idx = [0u8; KEY_WORDS];
+        let mut n = 0;
+        for (i, w) in mask.w.iter().enumerate() {
+            if *w != 0 {
+                idx[n] = i as u8;
+                n += 1;
+            }
+        }
+        MaskWords {
+            mask,
+            idx,
+            n: n as u8,
+        }
+    }
+
+    #[inline]
+    fn words(&self) -> &[u8] {
+        &self.idx[..(self.n as usize).min(KEY_WORDS)]
+    }
+
+    /// Hash of `key & mask` over the mask's words (for a stored, already masked value the
+    /// same as hashing it).
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+        for &i in self.words() {
+            let i = i as usize % KEY_WORDS;
+            h = (h ^ (key.w[i] & self.mask.w[i])).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 32;
+        }
+        h
+    }
+
+    /// Whether `key & mask` equals the stored (masked) `value`.
+    #[inline]
+    fn eq(&self, value: &FlowKey, key: &FlowKey) -> bool {
+        self.words().iter().all(|&i| {
+            let i = i as usize % KEY_WORDS;
+            value.w[i] == key.w[i] & self.mask.w[i]
+        })
+    }
+
+    /// ORs the mask into `wc`.
+    #[inline]
+    fn consult(&self, wc: &mut FlowKey) {
+        for &i in self.words() {
+            let i = i as usize % KEY_WORDS;
+            wc.w[i] |= self.mask.w[i];
+        }
+    }
+}
 
 /// The fields of the lookup stages before the last (cumulative: each stage adds its fields to
 /// the previous ones; the last stage is the whole mask).
@@ -60,8 +123,40 @@ const STAGES: [&[Field]; 3] = [
 /// that part.
 #[derive(Clone, Debug)]
 struct Stage {
-    mask: FlowKey,
-    values: HashMap<FlowKey, u32>,
+    mask: MaskWords,
+    /// (masked value, number of rules).
+    values: HashTable<(FlowKey, u32)>,
+}
+
+impl Stage {
+    fn add(&mut self, value: &FlowKey) {
+        let v = value.masked(&self.mask.mask);
+        let m = &self.mask;
+        let h = m.hash(&v);
+        match self.values.find_mut(h, |e| m.eq(&e.0, &v)) {
+            Some(e) => e.1 += 1,
+            None => {
+                self.values.insert_unique(h, (v, 1), |e| m.hash(&e.0));
+            }
+        }
+    }
+
+    fn sub(&mut self, value: &FlowKey) {
+        let m = &self.mask;
+        let h = m.hash(value);
+        if let Ok(mut e) = self.values.find_entry(h, |e| m.eq(&e.0, value)) {
+            e.get_mut().1 -= 1;
+            if e.get().1 == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    #[inline]
+    fn contains(&self, key: &FlowKey) -> bool {
+        let m = &self.mask;
+        self.values.find(m.hash(key), |e| m.eq(&e.0, key)).is_some()
+    }
 }
 
 /// A rule's slot in its classifier. Slots are reused after removal.
@@ -79,8 +174,9 @@ pub struct Rule<T> {
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowKey,
-    /// Masked key -> rules with that masked value, highest priority first.
-    buckets: HashMap<FlowKey, Vec<(u16, RuleId)>>,
+    words: MaskWords,
+    /// (masked key, rules with that masked value, highest priority first).
+    buckets: HashTable<(FlowKey, Vec<(u16, RuleId)>)>,
     /// Priority -> number of rules (the last key is the subtable's max priority).
     priorities: BTreeMap<u16, usize>,
     max_priority: u16,
@@ -100,15 +196,16 @@ impl Subtable {
             let part = mask.masked(&cumulative);
             if part != prev && part != mask {
                 let _ = stages.push(Stage {
-                    mask: part,
-                    values: HashMap::new(),
+                    mask: MaskWords::new(part),
+                    values: HashTable::new(),
                 });
                 prev = part;
             }
         }
         Subtable {
             mask,
-            buckets: HashMap::new(),
+            words: MaskWords::new(mask),
+            buckets: HashTable::new(),
             priorities: BTreeMap::new(),
             max_priority: 0,
             stages,
@@ -190,9 +287,20 @@ impl<T> Classifier<T> {
         };
         let st = &mut self.subtables[idx];
         for stage in st.stages.iter_mut() {
-            *stage.values.entry(value.masked(&stage.mask)).or_insert(0) += 1;
+            stage.add(&value);
         }
-        let bucket = st.buckets.entry(value).or_default();
+        let m = &st.words;
+        let h = m.hash(&value);
+        let bucket = match st.buckets.find_mut(h, |e| m.eq(&e.0, &value)) {
+            Some(e) => &mut e.1,
+            None => {
+                &mut st
+                    .buckets
+                    .insert_unique(h, (value, Vec::new()), |e| m.hash(&e.0))
+                    .into_mut()
+                    .1
+            }
+        };
         // Highest priority first; among equals, older first.
         let pos = bucket.partition_point(|(p, _)| *p >= priority);
         bucket.insert(pos, (priority, id));
@@ -215,18 +323,16 @@ impl<T> Classifier<T> {
         };
         let st = &mut self.subtables[idx];
         for stage in st.stages.iter_mut() {
-            let v = rule.value.masked(&stage.mask);
-            if let Some(n) = stage.values.get_mut(&v) {
-                *n -= 1;
-                if *n == 0 {
-                    stage.values.remove(&v);
-                }
-            }
+            stage.sub(&rule.value);
         }
-        if let Some(bucket) = st.buckets.get_mut(&rule.value) {
-            bucket.retain(|(_, r)| *r != id);
-            if bucket.is_empty() {
-                st.buckets.remove(&rule.value);
+        let m = &st.words;
+        if let Ok(mut e) = st
+            .buckets
+            .find_entry(m.hash(&rule.value), |e| m.eq(&e.0, &rule.value))
+        {
+            e.get_mut().1.retain(|(_, r)| *r != id);
+            if e.get().1.is_empty() {
+                e.remove();
             }
         }
         if let Some(n) = st.priorities.get_mut(&rule.priority) {
@@ -274,7 +380,8 @@ impl<T> Classifier<T> {
     /// The rule with exactly this match and priority (the "strict" identity), if any.
     pub fn find_exact(&self, value: &FlowKey, mask: &FlowKey, priority: u16) -> Option<RuleId> {
         let st = self.subtables.iter().find(|s| s.mask == *mask)?;
-        let bucket = st.buckets.get(&value.masked(mask))?;
+        let m = &st.words;
+        let (_, bucket) = st.buckets.find(m.hash(value), |e| m.eq(&e.0, value))?;
         bucket
             .iter()
             .find(|(p, _)| *p == priority)
@@ -299,24 +406,17 @@ impl<T> Classifier<T> {
             }
             searched += 1;
             // Staged lookup: a miss in an early stage is decided by that stage's bits.
-            if let Some(stage) = st.stages.iter().find(|stage| {
-                let mut part = FlowKey::ZERO;
-                for i in 0..KEY_WORDS {
-                    part.w[i] = key.w[i] & stage.mask.w[i];
-                }
-                !stage.values.contains_key(&part)
-            }) {
-                for i in 0..KEY_WORDS {
-                    wc.w[i] |= stage.mask.w[i];
-                }
+            // Each probe hashes and compares only the stage's (subtable's) mask words.
+            if let Some(stage) = st.stages.iter().find(|stage| !stage.contains(key)) {
+                stage.mask.consult(wc);
                 continue;
             }
-            let mut masked = FlowKey::ZERO;
-            for i in 0..KEY_WORDS {
-                wc.w[i] |= st.mask.w[i];
-                masked.w[i] = key.w[i] & st.mask.w[i];
-            }
-            if let Some(&(p, id)) = st.buckets.get(&masked).and_then(|b| b.first())
+            let m = &st.words;
+            m.consult(wc);
+            if let Some(&(p, id)) = st
+                .buckets
+                .find(m.hash(key), |e| m.eq(&e.0, key))
+                .and_then(|(_, b)| b.first())
                 && best.is_none_or(|(bp, _)| p > bp)
             {
                 best = Some((p, id));
