@@ -22,6 +22,9 @@ use hashbrown::HashTable;
 
 use crate::flow::{Field, FlowKey, KEY_WORDS};
 
+mod prefix;
+use prefix::{Memo, PREFIX_FIELDS, PrefixSet, leading_mask, prefix_len};
+
 /// The nonzero words of a mask: a lookup hashes and compares only these (a subtable's mask
 /// typically covers 2-4 of the key's 16 words), never the whole key.
 #[derive(Clone, Debug)]
@@ -182,6 +185,9 @@ struct Subtable {
     max_priority: u16,
     /// Early stages with bits of their own (none for masks within one stage).
     stages: heapless::Vec<Stage, 3>,
+    /// The mask's CIDR prefix length on each [`PREFIX_FIELDS`] field (0: not tracked, the field
+    /// is wildcarded or its mask is not a prefix).
+    prefix_plen: [u8; PREFIX_FIELDS.len()],
 }
 
 impl Subtable {
@@ -202,7 +208,9 @@ impl Subtable {
                 prev = part;
             }
         }
+        let prefix_plen = PREFIX_FIELDS.map(|f| prefix_len(mask.get(f) as u32).unwrap_or(0));
         Subtable {
+            prefix_plen,
             mask,
             words: MaskWords::new(mask),
             buckets: HashTable::new(),
@@ -220,6 +228,8 @@ pub struct Classifier<T> {
     free: Vec<RuleId>,
     /// Sorted by `max_priority`, highest first.
     subtables: Vec<Subtable>,
+    /// One prefix set per [`PREFIX_FIELDS`] field, over the rules of every subtable tracking it.
+    prefixes: [PrefixSet; PREFIX_FIELDS.len()],
     len: usize,
 }
 
@@ -235,6 +245,7 @@ impl<T> Classifier<T> {
             rules: Vec::new(),
             free: Vec::new(),
             subtables: Vec::new(),
+            prefixes: Default::default(),
             len: 0,
         }
     }
@@ -286,6 +297,11 @@ impl<T> Classifier<T> {
             }
         };
         let st = &mut self.subtables[idx];
+        for (j, &plen) in st.prefix_plen.iter().enumerate() {
+            if plen > 0 {
+                self.prefixes[j].insert(value.get(PREFIX_FIELDS[j]) as u32, plen);
+            }
+        }
         for stage in st.stages.iter_mut() {
             stage.add(&value);
         }
@@ -322,6 +338,11 @@ impl<T> Classifier<T> {
             return Some(rule);
         };
         let st = &mut self.subtables[idx];
+        for (j, &plen) in st.prefix_plen.iter().enumerate() {
+            if plen > 0 {
+                self.prefixes[j].remove(rule.value.get(PREFIX_FIELDS[j]) as u32, plen);
+            }
+        }
         for stage in st.stages.iter_mut() {
             stage.sub(&rule.value);
         }
@@ -398,13 +419,27 @@ impl<T> Classifier<T> {
     pub fn lookup_counted(&self, key: &FlowKey, wc: &mut FlowKey) -> (Option<RuleId>, usize) {
         let mut best: Option<(u16, RuleId)> = None;
         let mut searched = 0;
-        for st in &self.subtables {
+        // Each prefix question is asked at most once per lookup, when a subtable first needs it.
+        let mut memo = [Memo::default(); PREFIX_FIELDS.len()];
+        'subtables: for st in &self.subtables {
             if let Some((bp, _)) = best
                 && bp >= st.max_priority
             {
                 break;
             }
             searched += 1;
+            // Prefix tracking: no rule anywhere has a matching prefix of this subtable's
+            // length, so nothing here matches; `bits` leading bits decide that.
+            for (j, &plen) in st.prefix_plen.iter().enumerate() {
+                if plen == 0 {
+                    continue;
+                }
+                let f = PREFIX_FIELDS[j];
+                if let Some(bits) = memo[j].skip(&self.prefixes[j], key.get(f) as u32, plen) {
+                    wc.set(f, wc.get(f) | leading_mask(bits) as u128);
+                    continue 'subtables;
+                }
+            }
             // Staged lookup: a miss in an early stage is decided by that stage's bits.
             // Each probe hashes and compares only the stage's (subtable's) mask words.
             if let Some(stage) = st.stages.iter().find(|stage| !stage.contains(key)) {
@@ -456,9 +491,13 @@ mod tests {
         // The /24 subtable has the higher max priority: searched first, and it matched at 20,
         // which no other subtable can beat: pruning stops there.
         assert_eq!(wc, m_dst);
+        // 11.0.1.5: no prefix of 16 bits or more starts with 11.0, so the /24 subtable is ruled
+        // out on those 16 bits: they go into the wildcards, not the whole /24.
         let mut wc = FlowKey::ZERO;
         assert_eq!(c.lookup(&key(1, 0x800, 0x0b00_0105), &mut wc), Some(a));
-        assert_eq!(wc, m_dst.or(&m_port));
+        let mut m_dst16 = FlowKey::ZERO;
+        m_dst16.set(Field::Ipv4Dst, 0xffff_0000);
+        assert_eq!(wc, m_dst16.or(&m_port));
         assert_eq!(c.lookup(&key(2, 0, 0), &mut FlowKey::default()), None);
         assert_eq!(c.find_exact(&key(1, 9, 9), &m_port, 10), Some(a));
         assert_eq!(c.find_exact(&key(1, 9, 9), &m_port, 11), None);
@@ -501,12 +540,15 @@ mod tests {
         let mut wc = FlowKey::ZERO;
         assert_eq!(c.lookup(&k, &mut wc), None);
         assert_eq!(wc, stage(&[Field::InPort, Field::EthType]));
-        // Wrong destination: L3.
+        // Wrong destination: prefix tracking decides before any stage, on 16 bits (no rule's
+        // prefix starts with 0.0).
         let mut k = v;
         k.set(Field::Ipv4Dst, 9);
         let mut wc = FlowKey::ZERO;
         assert_eq!(c.lookup(&k, &mut wc), None);
-        assert_eq!(wc, stage(&[Field::InPort, Field::EthType, Field::Ipv4Dst]));
+        let mut dst16 = FlowKey::ZERO;
+        dst16.set(Field::Ipv4Dst, 0xffff_0000);
+        assert_eq!(wc, dst16);
         // Wrong port number and a hit: the whole mask.
         let mut k = v;
         k.set(Field::TcpDst, 81);
@@ -657,6 +699,109 @@ mod tests {
                             .max();
                         prop_assert_eq!(n2, naive);
                     }
+                }
+            }
+        }
+    }
+
+    // Address prefixes for prefix tracking: lengths 0-32 (and now and then a mask that is not a
+    // prefix), values near a few bases so that prefixes share paths and keys hit some of them.
+    fn arb_addr() -> impl Strategy<Value = u32> {
+        (0usize..4, any::<u32>(), 0u8..33).prop_map(|(b, r, keep)| {
+            let base = [0x0a00_0000u32, 0x0a01_0200, 0x0c00_0000, 0xc0a8_0101][b];
+            // Agree with the base on `keep` leading bits, random below.
+            let m = if keep == 0 {
+                0
+            } else {
+                u32::MAX << (32 - keep as u32)
+            };
+            (base & m) | (r & !m)
+        })
+    }
+
+    fn arb_prefix_mask() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            8 => (0u8..33).prop_map(|l| if l == 0 { 0 } else { u32::MAX << (32 - l as u32) }),
+            1 => any::<u32>(),
+        ]
+    }
+
+    fn addr_key(src: u32, dst: u32, port: u16) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::EthType, 0x800);
+        k.set(Field::Ipv4Src, src as u128);
+        k.set(Field::Ipv4Dst, dst as u128);
+        k.set(Field::TcpDst, port as u128);
+        k
+    }
+
+    fn arb_prefix_rule() -> impl Strategy<Value = TestRule> {
+        (
+            arb_addr(),
+            arb_addr(),
+            arb_prefix_mask(),
+            arb_prefix_mask(),
+            any::<bool>(),
+            0u16..30,
+        )
+            .prop_map(|(src, dst, sm, dm, port, priority)| {
+                let mut mask = FlowKey::ZERO;
+                mask.set(Field::EthType, 0xffff);
+                mask.set(Field::Ipv4Src, sm as u128);
+                mask.set(Field::Ipv4Dst, dm as u128);
+                if port {
+                    mask.set(Field::TcpDst, 0xffff);
+                }
+                TestRule {
+                    value: addr_key(src, dst, 80).masked(&mask),
+                    mask,
+                    priority,
+                }
+            })
+    }
+
+    fn best(live: &[(RuleId, TestRule)], k: &FlowKey) -> Option<u16> {
+        live.iter()
+            .filter(|(_, r)| k.eq_masked(&r.value, &r.mask))
+            .map(|(_, r)| r.priority)
+            .max()
+    }
+
+    proptest! {
+        // Prefix tracking skips subtables and narrow the wildcards: the answer must still be the
+        // linear scan's, and every key that agrees on the consulted bits (whatever its other
+        // bits) must get the same answer, through inserts and removals.
+        #[test]
+        fn prefix_tracking_keeps_answers_and_megaflows_exact(
+            rules in proptest::collection::vec(arb_prefix_rule(), 0..80),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..30),
+            keys in proptest::collection::vec((arb_addr(), arb_addr(), 79u16..82), 1..30),
+            noise in proptest::collection::vec((any::<u32>(), any::<u32>(), 79u16..82), 8),
+        ) {
+            let mut c = Classifier::new();
+            let mut live: Vec<(RuleId, TestRule)> = Vec::new();
+            for r in &rules {
+                let id = c.insert(r.value, r.mask, r.priority, r.clone());
+                live.push((id, r.clone()));
+            }
+            for ix in &removals {
+                if live.is_empty() { break; }
+                let (id, _) = live.remove(ix.index(live.len()));
+                prop_assert!(c.remove(id).is_some());
+            }
+            for &(s, d, p) in &keys {
+                let k = addr_key(s, d, p);
+                let mut wc = FlowKey::ZERO;
+                let got = c.lookup(&k, &mut wc).map(|id| c.get(id).unwrap().priority);
+                prop_assert_eq!(got, best(&live, &k));
+                for &(ns, nd, np) in &noise {
+                    // k's consulted bits, the noise's everywhere else.
+                    let n = addr_key(ns, nd, np);
+                    let mut other = FlowKey::ZERO;
+                    for i in 0..KEY_WORDS {
+                        other.w[i] = (k.w[i] & wc.w[i]) | (n.w[i] & !wc.w[i]);
+                    }
+                    prop_assert_eq!(best(&live, &other), got, "wc {:?}", wc);
                 }
             }
         }
