@@ -429,14 +429,13 @@ impl<T> Classifier<T> {
             }
             searched += 1;
             // Prefix tracking: no rule anywhere has a matching prefix of this subtable's
-            // length, so nothing here matches; `bits` leading bits decide that.
+            // length, so nothing here matches (the wildcards get the bits that decide it).
             for (j, &plen) in st.prefix_plen.iter().enumerate() {
                 if plen == 0 {
                     continue;
                 }
-                let f = PREFIX_FIELDS[j];
-                if let Some(bits) = memo[j].skip(&self.prefixes[j], key.get(f) as u32, plen) {
-                    wc.set(f, wc.get(f) | leading_mask(bits) as u128);
+                let value = key.get(PREFIX_FIELDS[j]) as u32;
+                if memo[j].skip(&self.prefixes[j], value, plen) {
                     continue 'subtables;
                 }
             }
@@ -455,6 +454,11 @@ impl<T> Classifier<T> {
                 && best.is_none_or(|(bp, _)| p > bp)
             {
                 best = Some((p, id));
+            }
+        }
+        for (m, f) in memo.iter().zip(PREFIX_FIELDS) {
+            if m.bits > 0 {
+                wc.set(f, wc.get(f) | leading_mask(m.bits) as u128);
             }
         }
         (best.map(|(_, id)| id), searched)

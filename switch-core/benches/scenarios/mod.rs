@@ -668,6 +668,19 @@ pub fn miss_rate(config: DatapathConfig) -> Scenario {
     s
 }
 
+/// `miss_rate` in the steady state of a switch that admits new flows for good: the megaflow
+/// table is full at the default limit (200k), so every install also evicts one (no table
+/// growth, no fresh memory from the host's kernel in the measured part).
+pub fn miss_rate_full(config: DatapathConfig) -> Scenario {
+    let limit = DatapathConfig::default().max_megaflows;
+    let mut s = miss_rate(DatapathConfig {
+        max_megaflows: limit,
+        ..config
+    });
+    s.run((limit / BATCH) as u64 + 100);
+    s
+}
+
 /// Every scenario by name (for the callgrind runner), built with `config`.
 pub fn by_name(name: &str, config: DatapathConfig, l2_flows: u64) -> Option<Scenario> {
     Some(match name {
@@ -678,6 +691,7 @@ pub fn by_name(name: &str, config: DatapathConfig, l2_flows: u64) -> Option<Scen
         "many_masks_attack" => many_masks_attack(2048, config),
         "attack_tables_normal_traffic" => attack_tables_normal_traffic(config),
         "miss_rate" => miss_rate(config),
+        "miss_rate_full" => miss_rate_full(config),
         _ => return None,
     })
 }

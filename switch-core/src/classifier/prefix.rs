@@ -117,19 +117,22 @@ impl PrefixSet {
     }
 }
 
-/// One lookup's answers for one field, each asked at most once.
+/// One lookup's answers for one field, each asked at most once, and the leading bits the
+/// skips so far depend on.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Memo {
     asked: u64,
     yes: u64,
     wide: Option<bool>,
+    /// The most leading bits any skip of this lookup depended on (for the wildcards).
+    pub bits: u8,
 }
 
 impl Memo {
-    /// If no `/plen` rule can match `value`, the leading bits that decide so (for the
-    /// wildcards); `None` when the subtable has to be searched.
+    /// Whether no `/plen` rule can match `value` (the subtable is skipped); if so, the bits
+    /// that decide it are folded into `bits`.
     #[inline]
-    pub fn skip(&mut self, set: &PrefixSet, value: u32, plen: u8) -> Option<u8> {
+    pub fn skip(&mut self, set: &PrefixSet, value: u32, plen: u8) -> bool {
         let bit = 1u64 << (plen & 63);
         if self.asked & bit == 0 {
             self.asked |= bit;
@@ -138,13 +141,15 @@ impl Memo {
             }
         }
         if self.yes & bit != 0 {
-            return None;
+            return false;
         }
-        if plen <= SPLIT {
-            return Some(plen);
-        }
-        let wide = *self.wide.get_or_insert_with(|| set.wide(value));
-        Some(if wide { plen } else { SPLIT })
+        let bits = if plen <= SPLIT || *self.wide.get_or_insert_with(|| set.wide(value)) {
+            plen
+        } else {
+            SPLIT
+        };
+        self.bits = self.bits.max(bits);
+        true
     }
 }
 
@@ -170,19 +175,26 @@ mod tests {
         let mut s = PrefixSet::default();
         s.insert(0x0a00_0000, 8); // 10/8
         s.insert(0x0a01_0200, 24); // 10.1.2/24
-        let mut m = Memo::default();
+        let skip = |value: u32, plen: u8| {
+            let mut m = Memo::default();
+            m.skip(&s, value, plen).then_some(m.bits)
+        };
         // 10.1.2.3: both match; a /16 or /32 subtable is skipped.
-        assert_eq!(m.skip(&s, 0x0a01_0203, 8), None);
-        assert_eq!(m.skip(&s, 0x0a01_0203, 24), None);
+        assert_eq!(skip(0x0a01_0203, 8), None);
+        assert_eq!(skip(0x0a01_0203, 24), None);
         // 16 bits or fewer: those bits decide.
-        assert_eq!(m.skip(&s, 0x0a01_0203, 12), Some(12));
+        assert_eq!(skip(0x0a01_0203, 12), Some(12));
         // Longer: a /24 shares 10.1, so all 32 bits.
-        assert_eq!(m.skip(&s, 0x0a01_0203, 32), Some(32));
+        assert_eq!(skip(0x0a01_0203, 32), Some(32));
         // 12.0.0.1: nothing long shares 12.0, so 16 bits decide for any long prefix.
+        assert_eq!(skip(0x0c00_0001, 8), Some(8));
+        assert_eq!(skip(0x0c00_0001, 24), Some(16));
+        assert_eq!(skip(0x0c00_0001, 32), Some(16));
+        // One lookup: the bits are the most any skip needed.
         let mut m = Memo::default();
-        assert_eq!(m.skip(&s, 0x0c00_0001, 8), Some(8));
-        assert_eq!(m.skip(&s, 0x0c00_0001, 24), Some(16));
-        assert_eq!(m.skip(&s, 0x0c00_0001, 32), Some(16));
+        assert!(m.skip(&s, 0x0c00_0001, 8) && m.skip(&s, 0x0c00_0001, 32));
+        assert!(m.skip(&s, 0x0c00_0001, 12));
+        assert_eq!(m.bits, 16);
     }
 
     #[test]
