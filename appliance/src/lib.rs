@@ -150,6 +150,7 @@ impl Appliance {
                     worker,
                     links,
                     shared: shared.clone(),
+                    meters: None,
                 });
             }
             mgmt_links = Some(m);
@@ -182,6 +183,12 @@ impl Appliance {
             log::info!("no management port: standalone bridge with the NORMAL flow");
         }
         bridge.publish();
+        // The datapath cores charge the agent's meters.
+        if let Some(m) = management.as_ref() {
+            for start in &mut starts {
+                start.meters = Some(m.agent.meter_reader());
+            }
+        }
         let appliance = Appliance {
             bridge,
             management,

@@ -26,10 +26,15 @@
 //!   (one lock per NIC per second, never per packet); worker 0 also reads the links. The
 //!   management core's view of a port sums the cores' counters.
 //!
-//! Not per core yet (documented limits): meters (a worker runs without the meter table: meter
-//! instructions do not limit on datapath cores), and NORMAL's MAC table (each core learns
-//! from its own packets; with flows pinned to queues by the NIC's hash, a host's traffic
-//! stays on one core, but a reply on another core floods until that core learned the host).
+//! - **Meters:** each worker charges the OpenFlow agent's meters through its own
+//!   [`MeterReader`]: the token buckets are shared atomics, so a meter limits the bridge's
+//!   traffic as a whole, whichever core it arrives on, and its counters are exact. The reader
+//!   follows meter-mods at the batch boundary right after the epoch sync (so after a barrier
+//!   reply every core meters with the new configuration); no lock is taken per packet.
+//!
+//! Not per core yet (documented limit): NORMAL's MAC table (each core learns from its own
+//! packets; with flows pinned to queues by the NIC's hash, a host's traffic stays on one core,
+//! but a reply on another core floods until that core learned the host).
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -42,11 +47,12 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use drivers::dma::{PacketBatch, PacketBuf, PacketPool};
 use drivers::nic::{Nic, NicStats};
 use heapless::spsc;
+use mgmt::agent::MeterReader;
 use switch_core::datapath::{DatapathSink, Release};
 use switch_core::flow::FlowKey;
 use switch_core::mcore::Worker;
 use switch_core::packet::Frame as _;
-use switch_core::pipeline::{PacketIn, PacketInReason};
+use switch_core::pipeline::{MeterHook, PacketIn, PacketInReason};
 use switch_core::port::PortNo;
 
 use crate::bridge::{MAX_FRAME, MIN_FRAME};
@@ -389,6 +395,8 @@ pub struct WorkerStart {
     pub worker: Worker,
     pub links: WorkerLinks,
     pub shared: Arc<Shared>,
+    /// The OpenFlow agent's meters (none without a management port: nothing can add one).
+    pub meters: Option<MeterReader>,
 }
 
 /// One datapath core's run-to-completion loop.
@@ -396,6 +404,7 @@ pub struct WorkerLoop {
     worker: Worker,
     links: WorkerLinks,
     shared: Arc<Shared>,
+    meters: Option<MeterReader>,
     pool: Rc<PacketPool>,
     /// This core's queue of every data NIC, in the bridge's NIC order.
     nics: Vec<Box<dyn Nic>>,
@@ -459,12 +468,14 @@ impl WorkerLoop {
             worker,
             links,
             shared,
+            meters,
         } = start;
         let n = nics.len();
         WorkerLoop {
             worker,
             links,
             shared,
+            meters,
             pool,
             nics,
             port_of_nic: alloc::vec![0; n],
@@ -493,6 +504,10 @@ impl WorkerLoop {
     pub fn pass(&mut self, now: u64) -> usize {
         self.iterations += 1;
         self.worker.sync(now);
+        // After the sync: a meter-mod made before the newest barrier is seen here.
+        if let Some(m) = &mut self.meters {
+            m.refresh();
+        }
         let map_gen = self.shared.map_gen.load(Ordering::Acquire);
         if map_gen != self.map_gen {
             for (mine, theirs) in self.port_of_nic.iter_mut().zip(&self.shared.port_of_nic) {
@@ -527,6 +542,7 @@ impl WorkerLoop {
                 worker,
                 links,
                 shared,
+                meters,
                 pool,
                 nics,
                 port_of_nic,
@@ -544,7 +560,8 @@ impl WorkerLoop {
                 packet_ins: &mut links.packet_ins,
                 packet_in_dropped: &shared.packet_in_dropped[id],
             };
-            worker.process_batch(in_port, rx.drain(..), &mut sink, now);
+            let meters = meters.as_mut().map(|m| m as &mut dyn MeterHook);
+            worker.process_batch_metered(in_port, rx.drain(..), &mut sink, meters, now);
             self.flush();
         }
         if now >= self.next_tick {

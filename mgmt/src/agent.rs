@@ -74,7 +74,7 @@ use crate::openflow::port::PortDesc;
 use crate::openflow::session::{Session, SessionConfig, SessionEvent, SwitchInfo};
 use crate::openflow::{OFP10, OFP13};
 
-pub use meters::{MAX_BANDS, Meter, MeterTable};
+pub use meters::{MAX_BANDS, Meter, MeterReader, MeterShare, MeterTable};
 pub use packet_in::PacketInQueue;
 pub use ports::{datapath_id_from_ports, port_desc, port_stats};
 use rate_limit::{Offer, Pacer};
@@ -570,6 +570,12 @@ impl OfAgent {
     /// The packet-in queue (fill it from `OutputSink::controller`).
     pub fn packet_ins(&mut self) -> &mut PacketInQueue {
         &mut self.packet_ins
+    }
+
+    /// A meter reader for a datapath core: it charges the same token buckets as this agent's
+    /// meter table and follows its meter-mods.
+    pub fn meter_reader(&self) -> MeterReader {
+        self.meters.reader()
     }
 
     /// Both datapath hooks at once, for one `Pipeline::process` call.
@@ -1123,7 +1129,9 @@ impl OfAgent {
             buckets: Vec::new(),
         };
         removed.extend(ctx.pipeline.group_mod(&all_groups, now).unwrap_or_default());
-        self.meters = MeterTable::new(self.config.max_meters);
+        // Cleared in place: the datapath cores' readers stay attached to this table.
+        self.meters.clear();
+        self.meters.max_meters = self.config.max_meters;
         self.flows_removed(&removed);
         self.fail_open = FailOpen::Off;
         self.last_controller_ms = now;

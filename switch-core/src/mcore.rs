@@ -103,8 +103,9 @@
 //! - NORMAL's MAC table is per core (each replica learns from its own packets): with flows
 //!   pinned by RSS, a reply that lands on another core than the request floods until that core
 //!   has seen the host. A shared MAC table is left for later.
-//! - Meters: [`Worker::process_batch_metered`] takes the caller's per-core hook (a band's rate is
-//!   then per core).
+//! - Meters are the caller's: [`Worker::process_batch_metered`] takes a per-core hook. The
+//!   appliance's hook (`mgmt::agent::MeterReader`) charges token buckets shared by all cores, so
+//!   a band's rate holds for the bridge, not per core.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;

@@ -13,7 +13,10 @@
 //! - flow-mod churn with barriers: rounds of `ovs-ofctl mod-flows` (which waits for its
 //!   barrier reply) between drop and output:2, each followed at once by a burst of datagrams:
 //!   after a change to drop not one datagram arrives (0 stale packets), after a change back
-//!   every one does.
+//!   every one does;
+//! - a meter (1 packet/s, burst 30) on the flow limits the bridge as a whole: of 160 datagrams
+//!   spread over the cores, 30 (+1 per second) pass, not 30 per core; `meter-stats` counts all
+//!   160 and the band's drops exactly.
 //!
 //! Needs root (taps, namespaces); on CI a failure otherwise. IRONFLOW_BACKEND=hosted: SKIPPED
 //! (SMP is the kernel's).
@@ -33,6 +36,9 @@ const PER_FLOW: usize = 150;
 /// Churn rounds, datagrams per burst.
 const ROUNDS: usize = 4;
 const BURST: usize = 40;
+/// The meter phase: the meter's burst (packets), datagrams per flow offered.
+const METER_BURST: usize = 30;
+const METER_PER_FLOW: usize = 10;
 
 struct Switch {
     vm: Vm,
@@ -361,6 +367,60 @@ fn multicore(test: &str, cpus: u32, cores: u16) {
         "{test}: flow counters after churn (mod-flows keeps them)\n{}",
         diag()
     );
+
+    // A meter limits the bridge as a whole, whichever core a flow lands on: 1 packet/s with a
+    // burst of METER_BURST lets that many through (plus one per second of the run), not that
+    // many per core (or all of them, as when the datapath cores did not meter at all).
+    sw.ofctl_ok(&[
+        "add-meter",
+        &format!("meter=1,pktps,burst,stats,band=type=drop,rate=1,burst_size={METER_BURST}"),
+    ]);
+    sw.ofctl_ok(&[
+        "mod-flows",
+        "priority=100,in_port=1,actions=meter:1,output:2",
+    ]);
+    let before_rx = sw.core_rx();
+    let started = Instant::now();
+    let got = sw.udp_flows("meter", FLOWS, METER_PER_FLOW);
+    let secs = started.elapsed().as_secs() + 1;
+    let arrived: usize = got.iter().map(Vec::len).sum();
+    let offered = FLOWS * METER_PER_FLOW;
+    eprintln!("{test}: meter: {arrived} of {offered} datagrams passed in ~{secs} s");
+    assert!(
+        arrived >= METER_BURST && arrived <= METER_BURST + secs as usize,
+        "{test}: meter 1 (burst {METER_BURST}, 1/s) passed {arrived} of {offered} in ~{secs} s\n{}",
+        diag()
+    );
+    let stats = sw.ofctl_ok(&["meter-stats", "meter=1"]);
+    let field = |name: &str| -> u64 {
+        stats
+            .split(name)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{test}: no {name} in meter-stats:\n{stats}"))
+    };
+    // Every datagram was charged (exact, over all cores); the band dropped the rest.
+    assert_eq!(field("packet_in_count:"), offered as u64, "{stats}");
+    assert_eq!(
+        field("0: packet_count:"),
+        (offered - arrived) as u64,
+        "{stats}"
+    );
+    if cores > 1 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let per_core: Vec<u64> = sw
+            .core_rx()
+            .iter()
+            .zip(before_rx.iter().chain(std::iter::repeat(&0)))
+            .map(|(a, b)| a - b)
+            .collect();
+        eprintln!("{test}: metered datagrams per core {per_core:?}");
+        assert!(
+            per_core.iter().filter(|n| **n > 0).count() > 1,
+            "{test}: the metered flows all landed on one core: {per_core:?}"
+        );
+    }
 }
 
 #[test]
