@@ -1050,11 +1050,23 @@ impl Datapath {
     }
 }
 
+/// How often a megaflow hit refreshes its source MAC's entry: 1/32 of the aging time, at least
+/// every millisecond and at most every 10 s.
+#[inline]
+fn learn_refresh_ms(aging_ms: u64) -> u64 {
+    (aging_ms / 32).clamp(1, 10_000)
+}
+
 /// Learns from each NORMAL step of a megaflow and checks the MAC-table answers it used.
 ///
-/// Both are coalesced: a step learns at most once per millisecond while the MAC table has not
-/// changed (learning again would only set the entry's `seen` to the same time), and the lookup
-/// is repeated only when the MAC table changed or some entry may have aged.
+/// Both are coalesced. A step re-learns (refreshes its source's `seen` time) at most once per
+/// [`learn_refresh_ms`] while the MAC table has not changed: at a million flows a refresh per
+/// packet is a MAC-table lookup plus an LRU relink, four or five cache misses, which made a hit
+/// 4x dearer once the clock ran (`l2_1m_flows_live_clock`, docs/benchmarks.md). The entry's age
+/// is then up to that interval (1/32 of the aging time, at most 10 s) behind; an entry of a host
+/// that keeps sending can only age out after 31/32 of the aging time without a refresh, and its
+/// next packet learns it again (expiry changes the table's generation). The lookup is repeated
+/// only when the MAC table changed or some entry may have aged.
 #[inline(always)]
 fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
     let ports = env.ports;
@@ -1065,7 +1077,9 @@ fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
         if !dep.had_switch {
             return false;
         }
-        if dep.learned_ms != now || dep.learned_gen != ns.generation() {
+        if now.wrapping_sub(dep.learned_ms) >= learn_refresh_ms(ns.mac_table().aging_ms())
+            || dep.learned_gen != ns.generation()
+        {
             ns.learn_from(ports, &dep.key(), now);
             dep.learned_ms = now;
             dep.learned_gen = ns.generation();

@@ -238,6 +238,50 @@ fn normal_learning_and_moves_happen_on_cached_packets() {
     assert!(s.out.iter().all(|(p, _)| *p == 3), "{:?}", s.out);
 }
 
+/// The age `fdb_show` gives `mac` (seconds), if it is in the table.
+fn fdb_age(br: &Bridge, mac_tail: &str) -> Option<u64> {
+    br.normal
+        .fdb_show(br.now)
+        .lines()
+        .find(|l| l.contains(mac_tail))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+#[test]
+fn cached_traffic_refreshes_its_source_coarsely_and_never_lets_it_age_out() {
+    // Aging 300 s: a megaflow hit refreshes its source at most every 300 s / 32 = 9.375 s.
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    // Learned and cached both ways (a few rounds, until the table stops changing).
+    for _ in 0..4 {
+        br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
+        br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut Sink::default());
+    }
+    let t0 = br.now;
+    // Hits in the next seconds do not touch the entry: its age grows.
+    br.now = t0 + 5_000;
+    br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
+    assert_eq!(fdb_age(&br, "00:00:0a"), Some(5));
+    // A sends every 100 ms for 20 minutes (4x the aging time), B only once a minute: A's
+    // entry is never older than the refresh interval, and B's traffic to A never floods.
+    let mut max_age = 0;
+    for step in 1..=12_000u64 {
+        br.now = t0 + 5_000 + step * 100;
+        br.send(1, &[tcp(A, B, 1, 2, 80)], &mut Sink::default());
+        if step % 600 == 0 {
+            let mut s = Sink::default();
+            br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut s);
+            assert!(
+                s.out.iter().all(|(p, _)| *p == 1),
+                "at {} ms B's traffic to A went to {:?}",
+                br.now,
+                s.out.iter().map(|(p, _)| *p).collect::<Vec<_>>()
+            );
+        }
+        max_age = max_age.max(fdb_age(&br, "00:00:0a").expect("A stays learned"));
+    }
+    assert!(max_age <= 10, "A's entry reached {max_age} s");
+}
+
 #[test]
 fn megaflow_limit_evicts_and_still_forwards() {
     let mut p = Pipeline::default();
