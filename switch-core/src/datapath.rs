@@ -878,7 +878,6 @@ impl Datapath {
                         checked_gen: 0,
                     };
                 };
-                let mgen = ns.generation();
                 // Reserved multicast depends on `forward_bpdu`, which has no generation.
                 if mac_is_reserved(dst) {
                     slow = true;
@@ -901,8 +900,8 @@ impl Datapath {
                     had_switch: true,
                     lookup,
                     learned_ms: now,
-                    learned_gen: mgen,
-                    checked_gen: mgen,
+                    learned_gen: ns.removal_generation(),
+                    checked_gen: lookup.map_or(0, |(_, port)| dep_check_generation(ns, port)),
                 }
             })
             .collect();
@@ -1050,6 +1049,17 @@ impl Datapath {
     }
 }
 
+/// The generation a NORMAL step's lookup answer depends on: a known destination's port can
+/// only change by a removal or move; an unknown (flooded) one also when it is learned.
+#[inline]
+fn dep_check_generation(ns: &crate::normal::NormalSwitch, port: Option<PortNo>) -> u64 {
+    if port.is_some() {
+        ns.removal_generation()
+    } else {
+        ns.generation()
+    }
+}
+
 /// How often a megaflow hit refreshes its source MAC's entry: 1/32 of the aging time, at least
 /// every millisecond and at most every 10 s.
 #[inline]
@@ -1077,16 +1087,19 @@ fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
         if !dep.had_switch {
             return false;
         }
+        // Re-learn when the entry may have gone (removal generation), not when some other
+        // address was added: on a network where new addresses keep appearing, every hit would
+        // otherwise pay the refresh.
         if now.wrapping_sub(dep.learned_ms) >= learn_refresh_ms(ns.mac_table().aging_ms())
-            || dep.learned_gen != ns.generation()
+            || dep.learned_gen != ns.removal_generation()
         {
             ns.learn_from(ports, &dep.key(), now);
             dep.learned_ms = now;
-            dep.learned_gen = ns.generation();
+            dep.learned_gen = ns.removal_generation();
         }
         if let Some((vlan, port)) = dep.lookup {
             let dst = dep.eth_dst;
-            let mgen = ns.generation();
+            let mgen = dep_check_generation(ns, port);
             let may_have_aged = ns.mac_table().next_expiry_ms().is_some_and(|t| t <= now);
             if dep.checked_gen != mgen || may_have_aged {
                 if ns.mac_table().lookup(vlan, dst, now) != port {

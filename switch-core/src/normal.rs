@@ -227,6 +227,15 @@ impl NormalSwitch {
         self.macs.generation().wrapping_add(self.config_generation)
     }
 
+    /// As [`generation`](Self::generation), without the changes that only add addresses:
+    /// enough for decisions about addresses that were known (see
+    /// [`MacTable::removal_generation`]).
+    pub fn removal_generation(&self) -> u64 {
+        self.macs
+            .removal_generation()
+            .wrapping_add(self.config_generation)
+    }
+
     /// Flushes the entries of ports that were removed, are down (link or admin), blocked, or no
     /// longer carry the entry's VLAN. Cheap when the port table did not change since the last
     /// sync. Returns the number of entries flushed.

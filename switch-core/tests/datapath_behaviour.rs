@@ -280,6 +280,31 @@ fn cached_traffic_refreshes_its_source_coarsely_and_never_lets_it_age_out() {
         max_age = max_age.max(fdb_age(&br, "00:00:0a").expect("A stays learned"));
     }
     assert!(max_age <= 10, "A's entry reached {max_age} s");
+    // New hosts appearing do not make cached traffic refresh its source (only removals and
+    // moves do): A's age keeps growing while a new host is learned every second.
+    // (10 s on: this hit refreshes A, the next 5 s are within the interval.)
+    let t1 = br.now + 10_000;
+    br.now = t1;
+    br.send(1, &[tcp(A, B, 1, 2, 80)], &mut Sink::default());
+    assert_eq!(fdb_age(&br, "00:00:0a"), Some(0));
+    for k in 1..=5u64 {
+        br.now = t1 + k * 1000;
+        br.send(
+            3,
+            &[tcp(0x0200_0000_1000 + k, B, 9, 2, 80)],
+            &mut Sink::default(),
+        );
+        br.send(1, &[tcp(A, B, 1, 2, 80)], &mut Sink::default());
+    }
+    assert_eq!(
+        fdb_age(&br, "00:00:0a"),
+        Some(5),
+        "A refreshed when new hosts were learned"
+    );
+    assert!(
+        fdb_age(&br, "00:00:10:05").is_some(),
+        "the new hosts are learned"
+    );
 }
 
 #[test]

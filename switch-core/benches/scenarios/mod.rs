@@ -149,6 +149,8 @@ pub struct Scenario {
     /// The clock advances 1 ms every this many batches (0: it stands still).
     batches_per_ms: u64,
     batches: u64,
+    /// Every this many batches, one frame from a new source MAC (0: never).
+    new_host_every: u64,
 }
 
 impl Scenario {
@@ -186,6 +188,36 @@ impl Scenario {
             self.batches += 1;
             if self.batches_per_ms > 0 && self.batches.is_multiple_of(self.batches_per_ms) {
                 self.now_ms += 1;
+            }
+            if self.new_host_every > 0
+                && self.batches.is_multiple_of(self.new_host_every)
+                && let Some(mut b) = self.sink.pool.pop()
+            {
+                // A host never seen before, on port 2, to one of the learned hosts.
+                let h = 0x0200_0300_0000 + self.batches / self.new_host_every;
+                write_tcp(
+                    b.frame(),
+                    0x0200_0200_0000,
+                    h,
+                    0x0c00_0001,
+                    0x0a00_0001,
+                    7,
+                    80,
+                );
+                self.rx.push(BenchFrame(b));
+                let mut env = Env {
+                    ports: &self.ports,
+                    normal: Some(&mut self.normal),
+                    meters: None,
+                    now_ms: self.now_ms,
+                };
+                self.dp.process_batch(
+                    &mut self.pipeline,
+                    &mut env,
+                    2,
+                    self.rx.drain(..),
+                    &mut self.sink,
+                );
             }
         }
     }
@@ -290,6 +322,7 @@ fn build(
         now_ms: 1,
         batches_per_ms: 0,
         batches: 0,
+        new_host_every: 0,
     }
 }
 
@@ -388,6 +421,14 @@ pub fn l2_many_flows(n: u64, config: DatapathConfig) -> Scenario {
 pub fn l2_many_flows_live_clock(n: u64, config: DatapathConfig) -> Scenario {
     let mut s = l2_many_flows(n, config);
     s.batches_per_ms = 312;
+    s
+}
+
+/// `l2_1m_flows_live_clock` on a network where new hosts keep appearing: every millisecond one
+/// packet from a never-seen source MAC (1,000 new addresses per second) is learned.
+pub fn l2_many_flows_new_hosts(n: u64, config: DatapathConfig) -> Scenario {
+    let mut s = l2_many_flows_live_clock(n, config);
+    s.new_host_every = s.batches_per_ms;
     s
 }
 
@@ -705,6 +746,7 @@ pub fn by_name(name: &str, config: DatapathConfig, l2_flows: u64) -> Option<Scen
         "l2_one_flow" => l2_one_flow(config),
         "l2_1m_flows" => l2_many_flows(l2_flows, config),
         "l2_1m_flows_live_clock" => l2_many_flows_live_clock(l2_flows, config),
+        "l2_1m_flows_new_hosts" => l2_many_flows_new_hosts(l2_flows, config),
         "acl_10k_rules_20_masks" => acl("acl_10k_rules_20_masks", 10_000, 20, 10_000, config),
         "acl_100k_rules" => acl("acl_100k_rules", 100_000, 20, 10_000, config),
         "many_masks_attack" => many_masks_attack(2048, config),

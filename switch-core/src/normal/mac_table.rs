@@ -217,6 +217,8 @@ pub struct MacTable {
     aging_ms: u64,
     stats: MacStats,
     generation: u64,
+    /// Bumped when an entry is removed, moves or may have aged out (never when one is added).
+    removals: u64,
 }
 
 impl Default for MacTable {
@@ -252,6 +254,7 @@ impl MacTable {
             aging_ms,
             stats: MacStats::default(),
             generation: 0,
+            removals: 0,
         }
     }
 
@@ -282,8 +285,25 @@ impl MacTable {
         self.generation
     }
 
+    /// Changes whenever an entry is removed (aged, evicted, flushed), moves to another port,
+    /// or the aging time changes: not when a new address is learned. While it holds, every
+    /// answer found for a known address still holds (lookups of unknown addresses need
+    /// [`generation`](Self::generation), which a new address changes too).
+    pub fn removal_generation(&self) -> u64 {
+        self.removals
+    }
+
+    /// Changes that cannot alter a decision already made about a *known* address (a new
+    /// address learned) bump only `generation`.
     fn bump(&mut self) {
         self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// An entry went away, moved, or may have become invisible (aging time): answers about
+    /// known addresses may change, so `removals` moves too.
+    fn bump_removal(&mut self) {
+        self.removals = self.removals.wrapping_add(1);
+        self.bump();
     }
 
     #[inline]
@@ -296,7 +316,7 @@ impl MacTable {
     pub fn set_aging_ms(&mut self, aging_ms: u64) {
         if aging_ms != self.aging_ms {
             self.aging_ms = aging_ms;
-            self.bump();
+            self.bump_removal();
         }
     }
 
@@ -342,7 +362,7 @@ impl MacTable {
             }
             if old != port {
                 self.stats.moved += 1;
-                self.bump();
+                self.bump_removal();
                 log::debug!(
                     "mac {:012x} vlan {vlan} moved from port {old} to {port}",
                     mac
@@ -407,7 +427,7 @@ impl MacTable {
             n += 1;
         }
         if n > 0 {
-            self.bump();
+            self.bump_removal();
         }
         n
     }
@@ -425,7 +445,7 @@ impl MacTable {
         }
         if n > 0 {
             self.stats.flushed += n as u64;
-            self.bump();
+            self.bump_removal();
         }
         n
     }
@@ -441,7 +461,7 @@ impl MacTable {
         self.len = 0;
         if n > 0 {
             self.stats.flushed += n as u64;
-            self.bump();
+            self.bump_removal();
         }
         n
     }
@@ -481,7 +501,7 @@ impl MacTable {
         if self.tail != NIL {
             self.remove_slot(self.tail);
             self.stats.evicted += 1;
-            self.bump();
+            self.bump_removal();
         }
     }
 
@@ -692,6 +712,39 @@ mod tests {
         assert_eq!(t.len(), 4);
         assert!(t.slots.len() <= 4);
         t.check_invariants();
+    }
+
+    #[test]
+    fn removal_generation_moves_on_removals_and_moves_not_on_additions() {
+        let mut t = MacTable::new(2, 1000);
+        let r = t.removal_generation();
+        let g = t.generation();
+        t.learn(10, A, 1, 0);
+        t.learn(10, A + 1, 1, 0);
+        assert_ne!(
+            t.generation(),
+            g,
+            "an addition changes answers about unknown addresses"
+        );
+        assert_eq!(t.removal_generation(), r, "not about known ones");
+        // Full: the next addition evicts.
+        t.learn(10, A + 2, 1, 0);
+        assert_ne!(t.removal_generation(), r);
+        let r = t.removal_generation();
+        t.learn(10, A + 2, 2, 1);
+        assert_ne!(t.removal_generation(), r, "a move");
+        let r = t.removal_generation();
+        t.learn(10, A + 2, 2, 2);
+        assert_eq!(t.removal_generation(), r, "a refresh");
+        assert_eq!(t.expire(5000), 2);
+        assert_ne!(t.removal_generation(), r, "aging");
+        let r = t.removal_generation();
+        t.set_aging_ms(10);
+        assert_ne!(t.removal_generation(), r, "a shorter aging time");
+        let r = t.removal_generation();
+        t.learn(10, A, 1, 6000);
+        assert_eq!(t.flush_all(), 1);
+        assert_ne!(t.removal_generation(), r, "a flush");
     }
 
     #[test]
