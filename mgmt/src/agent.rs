@@ -74,7 +74,7 @@ use crate::openflow::port::PortDesc;
 use crate::openflow::session::{Session, SessionConfig, SessionEvent, SwitchInfo};
 use crate::openflow::{OFP10, OFP13};
 
-pub use meters::{MAX_BANDS, Meter, MeterReader, MeterShare, MeterTable};
+pub use meters::{MAX_BANDS, Meter, MeterReader, MeterTable};
 pub use packet_in::PacketInQueue;
 pub use ports::{datapath_id_from_ports, port_desc, port_stats};
 use rate_limit::{Offer, Pacer};

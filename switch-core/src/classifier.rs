@@ -176,7 +176,7 @@ pub struct Rule<T> {
 
 #[derive(Clone, Debug)]
 struct Subtable {
-    mask: FlowKey,
+    /// The subtable's mask and its nonzero words.
     words: MaskWords,
     /// (masked key, rules with that masked value, highest priority first).
     buckets: HashTable<(FlowKey, Vec<(u16, RuleId)>)>,
@@ -211,7 +211,6 @@ impl Subtable {
         let prefix_plen = PREFIX_FIELDS.map(|f| prefix_len(mask.get(f) as u32).unwrap_or(0));
         Subtable {
             prefix_plen,
-            mask,
             words: MaskWords::new(mask),
             buckets: HashTable::new(),
             priorities: BTreeMap::new(),
@@ -289,7 +288,7 @@ impl<T> Classifier<T> {
                 (self.rules.len() - 1) as RuleId
             }
         };
-        let idx = match self.subtables.iter().position(|s| s.mask == mask) {
+        let idx = match self.subtables.iter().position(|s| s.words.mask == mask) {
             Some(i) => i,
             None => {
                 self.subtables.push(Subtable::new(mask));
@@ -334,7 +333,11 @@ impl<T> Classifier<T> {
         let rule = self.rules.get_mut(id as usize)?.take()?;
         self.free.push(id);
         self.len -= 1;
-        let Some(idx) = self.subtables.iter().position(|s| s.mask == rule.mask) else {
+        let Some(idx) = self
+            .subtables
+            .iter()
+            .position(|s| s.words.mask == rule.mask)
+        else {
             return Some(rule);
         };
         let st = &mut self.subtables[idx];
@@ -400,7 +403,7 @@ impl<T> Classifier<T> {
 
     /// The rule with exactly this match and priority (the "strict" identity), if any.
     pub fn find_exact(&self, value: &FlowKey, mask: &FlowKey, priority: u16) -> Option<RuleId> {
-        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        let st = self.subtables.iter().find(|s| s.words.mask == *mask)?;
         let m = &st.words;
         let (_, bucket) = st.buckets.find(m.hash(value), |e| m.eq(&e.0, value))?;
         bucket
@@ -655,6 +658,35 @@ mod tests {
         })
     }
 
+    fn best(live: &[(RuleId, TestRule)], k: &FlowKey) -> Option<u16> {
+        live.iter()
+            .filter(|(_, r)| k.eq_masked(&r.value, &r.mask))
+            .map(|(_, r)| r.priority)
+            .max()
+    }
+
+    /// The classifier with `rules` inserted and then the `removals` removed, and the rules left
+    /// (for the linear scan).
+    fn build(
+        rules: &[TestRule],
+        removals: &[prop::sample::Index],
+    ) -> (Classifier<TestRule>, Vec<(RuleId, TestRule)>) {
+        let mut c = Classifier::new();
+        let mut live: Vec<(RuleId, TestRule)> = Vec::new();
+        for r in rules {
+            let id = c.insert(r.value, r.mask, r.priority, r.clone());
+            live.push((id, r.clone()));
+        }
+        for ix in removals {
+            if live.is_empty() {
+                break;
+            }
+            let (id, _) = live.remove(ix.index(live.len()));
+            assert!(c.remove(id).is_some());
+        }
+        (c, live)
+    }
+
     proptest! {
         #[test]
         fn same_best_priority_as_linear_scan(
@@ -662,28 +694,14 @@ mod tests {
             removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
             keys in proptest::collection::vec(arb_key(), 1..40),
         ) {
-            let mut c = Classifier::new();
-            let mut live: Vec<(RuleId, TestRule)> = Vec::new();
-            for r in &rules {
-                let id = c.insert(r.value, r.mask, r.priority, r.clone());
-                live.push((id, r.clone()));
-            }
-            for ix in &removals {
-                if live.is_empty() { break; }
-                let (id, _) = live.remove(ix.index(live.len()));
-                prop_assert!(c.remove(id).is_some());
-            }
+            let (c, live) = build(&rules, &removals);
             let distinct: Vec<FlowKey> = live.iter().fold(Vec::new(), |mut v, (_, r)| {
                 if !v.contains(&r.mask) { v.push(r.mask); }
                 v
             });
             prop_assert_eq!(c.n_subtables(), distinct.len());
             for k in &keys {
-                let naive = live
-                    .iter()
-                    .filter(|(_, r)| k.eq_masked(&r.value, &r.mask))
-                    .map(|(_, r)| r.priority)
-                    .max();
+                let naive = best(&live, k);
                 let mut wc = FlowKey::ZERO;
                 let (got, searched) = c.lookup_counted(k, &mut wc);
                 prop_assert!(searched <= distinct.len());
@@ -696,12 +714,7 @@ mod tests {
                 // best priority from the naive scan.
                 for other in &keys {
                     if other.eq_masked(k, &wc) {
-                        let n2 = live
-                            .iter()
-                            .filter(|(_, r)| other.eq_masked(&r.value, &r.mask))
-                            .map(|(_, r)| r.priority)
-                            .max();
-                        prop_assert_eq!(n2, naive);
+                        prop_assert_eq!(best(&live, other), naive);
                     }
                 }
             }
@@ -764,13 +777,6 @@ mod tests {
             })
     }
 
-    fn best(live: &[(RuleId, TestRule)], k: &FlowKey) -> Option<u16> {
-        live.iter()
-            .filter(|(_, r)| k.eq_masked(&r.value, &r.mask))
-            .map(|(_, r)| r.priority)
-            .max()
-    }
-
     proptest! {
         // Prefix tracking skips subtables and narrow the wildcards: the answer must still be the
         // linear scan's, and every key that agrees on the consulted bits (whatever its other
@@ -782,17 +788,7 @@ mod tests {
             keys in proptest::collection::vec((arb_addr(), arb_addr(), 79u16..82), 1..30),
             noise in proptest::collection::vec((any::<u32>(), any::<u32>(), 79u16..82), 8),
         ) {
-            let mut c = Classifier::new();
-            let mut live: Vec<(RuleId, TestRule)> = Vec::new();
-            for r in &rules {
-                let id = c.insert(r.value, r.mask, r.priority, r.clone());
-                live.push((id, r.clone()));
-            }
-            for ix in &removals {
-                if live.is_empty() { break; }
-                let (id, _) = live.remove(ix.index(live.len()));
-                prop_assert!(c.remove(id).is_some());
-            }
+            let (c, live) = build(&rules, &removals);
             for &(s, d, p) in &keys {
                 let k = addr_key(s, d, p);
                 let mut wc = FlowKey::ZERO;

@@ -1075,8 +1075,9 @@ fn learn_refresh_ms(aging_ms: u64) -> u64 {
 /// 4x dearer once the clock ran (`l2_1m_flows_live_clock`, docs/benchmarks.md). The entry's age
 /// is then up to that interval (1/32 of the aging time, at most 10 s) behind; an entry of a host
 /// that keeps sending can only age out after 31/32 of the aging time without a refresh, and its
-/// next packet learns it again (expiry changes the table's generation). The lookup is repeated
-/// only when the MAC table changed or some entry may have aged.
+/// next packet learns it again (expiry moves the removal generation, which also makes a step
+/// re-learn at once; a newly learned address does not). The lookup is repeated only when an
+/// answer it depends on may have changed ([`dep_check_generation`]) or some entry may have aged.
 #[inline(always)]
 fn normal_fresh(deps: &mut [NormalDep], env: &mut Env<'_>, now: u64) -> bool {
     let ports = env.ports;

@@ -215,14 +215,20 @@ fn flow_change_takes_effect_on_the_next_batch() {
     assert_eq!(counts, vec![(1, 24), (10, 8)]);
 }
 
-#[test]
-fn normal_learning_and_moves_happen_on_cached_packets() {
-    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
-    // A on 1, B on 2; traffic both ways, cached.
+/// A on port 1 and B on port 2, traffic both ways learned and cached (a few rounds, until the
+/// MAC table stops changing).
+fn learn_both_ways(br: &mut Bridge) {
     for _ in 0..4 {
         br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
         br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut Sink::default());
     }
+}
+
+#[test]
+fn normal_learning_and_moves_happen_on_cached_packets() {
+    let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
+    // A on 1, B on 2; traffic both ways, cached.
+    learn_both_ways(&mut br);
     // Time passes; only cached traffic from A keeps A alive (aging 300 s).
     for t in 1..=10 {
         br.now = t * 60_000;
@@ -251,11 +257,7 @@ fn fdb_age(br: &Bridge, mac_tail: &str) -> Option<u64> {
 fn cached_traffic_refreshes_its_source_coarsely_and_never_lets_it_age_out() {
     // Aging 300 s: a megaflow hit refreshes its source at most every 300 s / 32 = 9.375 s.
     let mut br = Bridge::new(3, normal_pipeline(), DatapathConfig::default());
-    // Learned and cached both ways (a few rounds, until the table stops changing).
-    for _ in 0..4 {
-        br.send(1, &vec![tcp(A, B, 1, 2, 80); 4], &mut Sink::default());
-        br.send(2, &vec![tcp(B, A, 2, 1, 80); 4], &mut Sink::default());
-    }
+    learn_both_ways(&mut br);
     let t0 = br.now;
     // Hits in the next seconds do not touch the entry: its age grows.
     br.now = t0 + 5_000;

@@ -383,17 +383,22 @@ mod tests {
     use std::thread;
     use std::vec;
 
-    fn add(t: &mut MeterTable, id: u32, flags: u16, rate: u32, burst: u32) {
-        let mm = MeterMod {
-            command: MeterCommand::Add,
+    /// A meter-mod with one drop band.
+    fn drop_band(command: MeterCommand, id: u32, flags: u16, rate: u32, burst: u32) -> MeterMod {
+        MeterMod {
+            command,
             flags,
             meter_id: id,
             bands: vec![MeterBand::Drop {
                 rate,
                 burst_size: burst,
             }],
-        };
-        t.apply(&mm, 0).unwrap();
+        }
+    }
+
+    fn add(t: &mut MeterTable, id: u32, flags: u16, rate: u32, burst: u32) {
+        t.apply(&drop_band(MeterCommand::Add, id, flags, rate, burst), 0)
+            .unwrap();
     }
 
     #[test]
@@ -462,15 +467,7 @@ mod tests {
         assert!(r.meter(3, 64, 0));
         assert!(!r.meter(3, 64, 0));
         // Modify: fresh bands, the meter's counts go on (the old version's charge included).
-        let mm = MeterMod {
-            command: MeterCommand::Modify,
-            flags: OFPMF_PKTPS | OFPMF_BURST,
-            meter_id: 3,
-            bands: vec![MeterBand::Drop {
-                rate: 1,
-                burst_size: 5,
-            }],
-        };
+        let mm = drop_band(MeterCommand::Modify, 3, OFPMF_PKTPS | OFPMF_BURST, 1, 5);
         t.apply(&mm, 0).unwrap();
         assert!(!r.meter(3, 64, 0), "the old version until refresh");
         r.refresh();

@@ -172,19 +172,7 @@ impl Scenario {
                 }
                 self.rx.push(BenchFrame(b));
             }
-            let mut env = Env {
-                ports: &self.ports,
-                normal: Some(&mut self.normal),
-                meters: None,
-                now_ms: self.now_ms,
-            };
-            self.dp.process_batch(
-                &mut self.pipeline,
-                &mut env,
-                port,
-                self.rx.drain(..),
-                &mut self.sink,
-            );
+            self.process(port);
             self.batches += 1;
             if self.batches_per_ms > 0 && self.batches.is_multiple_of(self.batches_per_ms) {
                 self.now_ms += 1;
@@ -205,21 +193,27 @@ impl Scenario {
                     80,
                 );
                 self.rx.push(BenchFrame(b));
-                let mut env = Env {
-                    ports: &self.ports,
-                    normal: Some(&mut self.normal),
-                    meters: None,
-                    now_ms: self.now_ms,
-                };
-                self.dp.process_batch(
-                    &mut self.pipeline,
-                    &mut env,
-                    2,
-                    self.rx.drain(..),
-                    &mut self.sink,
-                );
+                self.process(2);
             }
         }
+    }
+
+    /// The frames in `rx` through the datapath as one batch from `port`.
+    #[inline(always)]
+    fn process(&mut self, port: PortNo) {
+        let mut env = Env {
+            ports: &self.ports,
+            normal: Some(&mut self.normal),
+            meters: None,
+            now_ms: self.now_ms,
+        };
+        self.dp.process_batch(
+            &mut self.pipeline,
+            &mut env,
+            port,
+            self.rx.drain(..),
+            &mut self.sink,
+        );
     }
 
     /// As [`run`](Self::run), through a multi-core worker (its replica, NORMAL and caches)

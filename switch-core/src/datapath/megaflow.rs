@@ -34,12 +34,14 @@ pub(crate) struct NormalDep {
     /// vlan_vid (learn from them on hits).
     pub eth_src: u64,
     pub eth_dst: u64,
-    /// When the hits last learned, and the MAC-table generation right after: learning again in
-    /// the same millisecond with nothing changed would only refresh `seen` to the same value.
+    /// When the hits last learned, and the MAC table's removal generation right after: until
+    /// the refresh interval passed or an entry went or moved, learning again would only move
+    /// `seen` a little.
     pub learned_ms: u64,
     pub learned_gen: u64,
-    /// MAC-table generation at which `lookup` was last confirmed: while it holds and no entry
-    /// can have aged, the answer holds too.
+    /// The generation at which `lookup` was last confirmed (the removal generation for a known
+    /// destination, the full one for an unknown): while it holds and no entry can have aged,
+    /// the answer holds too.
     pub checked_gen: u64,
     pub in_port: PortNo,
     /// `(vlan, eth_dst)` looked up by NORMAL: the VLAN, and what the MAC table answered;
